@@ -1,0 +1,37 @@
+"""Every user command in one table: id, menu, title and shortcut. Menus and shortcuts are built from it,
+so the two never drift apart. The main window binds each id to a handler method ``on_<id>``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    menu: str
+    title: str
+    shortcut: str = ""
+    tip: str = ""
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_file", "File", "&Open File…", "Ctrl+O", "Open a DICOM, NIfTI or image file"),
+    ActionSpec("open_folder", "File", "Open &Folder…", "Ctrl+Shift+O", "Scan a folder for DICOM series"),
+    ActionSpec("export_screenshot", "File", "&Export Screenshot…", "Ctrl+E",
+               "Save the views as PNG (no patient identifiers)"),
+    ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),
+    ActionSpec("quit", "File", "&Quit", "Ctrl+Q"),
+    ActionSpec("layout_mpr", "View", "&MPR Layout (2×2)", "Ctrl+1"),
+    ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
+    ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),
+    ActionSpec("toggle_crosshair", "View", "Show &Crosshair", "C"),
+    ActionSpec("about", "Help", "&About Lucent"),
+)
+
+PRESET_KEYS = {"brain": "1", "subdural": "2", "stroke": "3", "lung": "4", "mediastinum": "5", "bone": "6"}
+
+ACTIONS += tuple(ActionSpec(f"preset_{name}", "Window", f"{name.capitalize()}", key) for name, key in
+                 PRESET_KEYS.items())
+ACTIONS += (ActionSpec("preset_auto", "Window", "&Auto (from the image)", "0"),
+            ActionSpec("preset_file", "Window", "From the &File (DICOM window)", "9"))

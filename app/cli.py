@@ -1,0 +1,159 @@
+"""Command line: ``lucent [PATH...]`` opens the viewer; sub-commands and ``--screenshot`` run headless.
+
+    lucent [PATH...]                                   open the viewer (no PATH: last study, else the demo)
+    lucent PATH --screenshot OUT.png [--layout mpr|single] [--slice N] [--preset NAME]
+    lucent convert PATH OUT.nii.gz [--series UID]      write the loaded volume as NIfTI
+    lucent infer ...                                   batch AI inference (see ``lucent infer --help``)
+    lucent convert-weights IN.pt OUT.safetensors       convert a PyTorch checkpoint safely
+
+Errors in headless modes print one line on stderr (no traceback) and exit non-zero: 2 for bad input,
+1 for anything else. ``LUCENT_DEBUG=1`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+PRESET_CHOICES = ("brain", "subdural", "stroke", "lung", "mediastinum", "bone", "auto", "file")
+
+
+class CliError(Exception):
+    """A user-facing error; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _viewer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lucent", description="Lucent radiology viewer (research use only).",
+                                epilog="Sub-commands: convert, infer, convert-weights (each has --help).")
+    p.add_argument("paths", nargs="*", help="DICOM file or folder, NIfTI, PNG/JPEG/TIFF")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render offscreen to OUT.png and exit")
+    p.add_argument("--layout", choices=("mpr", "single"), default="mpr")
+    p.add_argument("--slice", type=int, metavar="N", help="axial slice to show, 1-based as in the view")
+    p.add_argument("--preset", choices=PRESET_CHOICES, help="window/level preset")
+    p.add_argument("--size", default="1024x1024", metavar="WxH", help="screenshot size in pixels")
+    p.add_argument("--series", metavar="UID", help="series to open when a folder holds several")
+    return p
+
+
+def _convert(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="lucent convert",
+                                description="Write a DICOM series, multiframe, NIfTI or 2D image as NIfTI.")
+    p.add_argument("path")
+    p.add_argument("out", help="output .nii or .nii.gz")
+    p.add_argument("--series", metavar="UID", help="series to convert when the folder holds several")
+    a = p.parse_args(argv)
+    if not a.out.endswith((".nii", ".nii.gz")):
+        raise CliError("the output name must end in .nii or .nii.gz", 2)
+    from viewer.io import load_volume, write_nifti
+
+    volume = load_volume(a.path, series_uid=a.series)
+    write_nifti(volume, a.out)
+    for w in volume.metadata.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {a.out}: {'×'.join(map(str, volume.array.shape[::-1]))} {volume.array.dtype}")
+    return 0
+
+
+def _screenshot(a: argparse.Namespace) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.loading import DEMO_STUDY, open_document
+
+    paths = a.paths or [str(DEMO_STUDY)]
+    try:
+        w, h = (int(v) for v in a.size.lower().split("x"))
+    except ValueError as exc:
+        raise CliError(f"--size must look like 1024x768, not {a.size!r}", 2) from exc
+
+    def pick(cands):
+        if a.series:
+            for c in cands:
+                if c.uid == a.series:
+                    return c
+            raise CliError(f"no series {a.series} under {paths[0]}", 2)
+        return max(cands, key=lambda c: c.n_files)
+
+    doc = open_document(paths, choose=pick)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(["lucent"])
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    win = MainWindow(Settings(), layout=a.layout)
+    win.set_document(doc)
+    if a.preset:
+        win.apply_preset(a.preset)
+    view = win.study_view
+    if a.slice is not None:
+        n = view.primary.mapping.n_slices
+        if not 1 <= a.slice <= n:
+            raise CliError(f"--slice must be between 1 and {n}", 2)
+        view.primary.go_to_slice(a.slice - 1)
+    view.resize(w, h)
+    view.show()
+    app.processEvents()
+    view.reset_zoom()
+    app.processEvents()
+    win.save_screenshot(a.screenshot)
+    view.detach()
+    win.close()
+    print(f"wrote {a.screenshot}")
+    return 0
+
+
+def _gui(a: argparse.Namespace) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Lucent")
+    from app.main_window import MainWindow
+
+    win = MainWindow(layout=a.layout)
+    win.show()
+    if a.paths:
+        win.open_paths(a.paths)
+    else:
+        recent = win.settings.recent_files
+        if not (recent and win.open_paths(recent[:1])):
+            win.open_demo()
+    if a.preset:
+        win.apply_preset(a.preset)
+    return app.exec()
+
+
+def _run(argv: Sequence[str]) -> int:
+    if argv and argv[0] == "convert":
+        return _convert(argv[1:])
+    if argv and argv[0] in ("infer", "convert-weights"):
+        from engines import cli as engines_cli
+
+        return engines_cli.main(list(argv))
+    a = _viewer_parser().parse_args(argv)
+    return _screenshot(a) if a.screenshot else _gui(a)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lucent`` and ``python main.py``. Returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from viewer.io.errors import LoadError
+
+    try:
+        return _run(argv)
+    except (LoadError, CliError) as exc:
+        if os.environ.get("LUCENT_DEBUG"):
+            raise
+        print(f"lucent: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a last line of defence for headless use: one line, no traceback
+        if os.environ.get("LUCENT_DEBUG"):
+            raise
+        print(f"lucent: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,256 @@
+"""The main window: menus from :mod:`app.actions`, the study views, drag and drop, recent files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import viewer.views  # noqa: F401  (configures pyqtgraph once)
+from app.actions import ACTIONS
+from app.loading import DEMO_STUDY, open_document
+from app.settings import Settings, atomic_write_bytes_from
+from viewer.io.errors import LoadError
+from viewer.model.document import Document
+from viewer.model.window_level import PRESETS, auto_window, default_window
+from viewer.views.study_view import StudyView
+
+DISCLAIMER = "Research software — not for clinical use."
+
+
+class SeriesPicker(QDialog):
+    """Lets the user choose one of several series found in a folder."""
+
+    def __init__(self, candidates: list, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose a series")
+        self.candidates = candidates
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"{len(candidates)} series were found. Open which one?"))
+        self.list = QListWidget()
+        self.list.addItems([c.description for c in candidates])
+        self.list.setCurrentRow(max(range(len(candidates)), key=lambda i: candidates[i].n_files))
+        self.list.itemDoubleClicked.connect(self.accept)
+        lay.addWidget(self.list)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def chosen(self):
+        return self.candidates[self.list.currentRow()]
+
+
+class MainWindow(QMainWindow):
+    """Lucent's main window. ``document`` is the open study (None until one is opened)."""
+
+    def __init__(self, settings: Settings | None = None, layout: str = "mpr") -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.layout_name = layout
+        self.document: Document | None = None
+        self.study_view: StudyView | None = None
+        self.actions_by_id: dict[str, QAction] = {}
+        self.setWindowTitle("Lucent")
+        self.setAcceptDrops(True)
+        self.resize(1280, 900)
+        self._readout = QLabel("")
+        self.statusBar().addPermanentWidget(self._readout)
+        self.statusBar().showMessage(DISCLAIMER)
+        self._empty = QLabel("Open a study: File ▸ Open, or drop files here.")
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setCentralWidget(self._empty)
+        self._build_menus()
+
+    # ---- menus ---------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        menus = {}
+        for spec in ACTIONS:
+            menu = menus.get(spec.menu) or self.menuBar().addMenu(f"&{spec.menu}")
+            menus[spec.menu] = menu
+            action = QAction(spec.title, self)
+            if spec.shortcut:
+                action.setShortcut(QKeySequence(spec.shortcut))
+            action.setStatusTip(spec.tip)
+            handler = getattr(self, f"on_{spec.id}", None) or self._preset_handler(spec.id)
+            action.triggered.connect(lambda _checked=False, h=handler: h())
+            menu.addAction(action)
+            self.actions_by_id[spec.id] = action
+            if spec.id == "open_folder":
+                self.recent_menu = menu.addMenu("Open &Recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+        crosshair = self.actions_by_id["toggle_crosshair"]
+        crosshair.setCheckable(True)
+        crosshair.setChecked(True)
+
+    def _preset_handler(self, action_id: str):
+        name = action_id.removeprefix("preset_")
+        return lambda: self.apply_preset(name)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            self.recent_menu.addAction(path, lambda p=path: self.open_paths([p]))
+
+    # ---- opening ---------------------------------------------------------------------------------
+    def open_paths(self, paths: Sequence[str | Path], remember: bool = True) -> bool:
+        """Open ``paths`` (files/folders) as the current study. Errors are shown, never raised."""
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            doc = open_document(paths, choose=self.choose_series)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return False
+        except MemoryError:
+            self.show_error("Not enough memory to open this study.")
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        if doc is None:
+            return False
+        self.set_document(doc)
+        if remember:
+            self.settings.add_recent(paths[0])
+        for warning in doc.base.metadata.get("warnings", []):
+            self.statusBar().showMessage(f"Warning: {warning}", 15000)
+        return True
+
+    def open_demo(self) -> bool:
+        return self.open_paths([DEMO_STUDY], remember=False)
+
+    def choose_series(self, candidates: list):
+        """Ask which series to open; returns None when the user cancels."""
+        dlg = SeriesPicker(candidates, self)
+        return dlg.chosen() if dlg.exec() == QDialog.DialogCode.Accepted else None
+
+    def show_error(self, message: str) -> None:
+        """A plain message; the window stays usable (non-blocking box)."""
+        self.statusBar().showMessage(message, 20000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Lucent", message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_error = message
+
+    def set_document(self, doc: Document) -> None:
+        if self.study_view is not None:
+            self.study_view.detach()
+            self.study_view.deleteLater()
+        self.document = doc
+        self._build_study_view()
+        meta = doc.base.metadata
+        self.setWindowTitle(f"Lucent — {meta.get('series_description') or Path(doc.source).name}")
+
+    def _build_study_view(self) -> None:
+        assert self.document is not None
+        self.study_view = StudyView(self.document, layout=self.layout_name)
+        self.study_view.hovered.connect(self._readout.setText)
+        self.setCentralWidget(self.study_view)
+        self.study_view.primary.setFocus()
+        self.on_toggle_crosshair()
+
+    # ---- drag and drop ------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # ---- action handlers -----------------------------------------------------------------------------
+    def on_open_file(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open image", "",
+                                                "Images (*.dcm *.nii *.nii.gz *.png *.jpg *.jpeg *.tif *.tiff"
+                                                " *.bmp);;All files (*)")
+        if paths:
+            self.open_paths(paths)
+
+    def on_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if folder:
+            self.open_paths([folder])
+
+    def on_export_screenshot(self) -> None:
+        if self.study_view is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", "lucent.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | Path) -> None:
+        """Save the study views (as on screen: letters, scale bar; no patient identifiers) as PNG."""
+        if self.study_view is None:
+            raise RuntimeError("no study is open")
+        atomic_write_bytes_from(Path(path), lambda tmp: self.study_view.grab().save(str(tmp), "PNG"))
+
+    def on_convert_nifti(self) -> None:
+        if self.document is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save as NIfTI", "image.nii.gz", "NIfTI (*.nii.gz *.nii)")
+        if path:
+            from viewer.io import write_nifti
+
+            write_nifti(self.document.base, path)
+
+    def on_quit(self) -> None:
+        self.close()
+
+    def on_layout_mpr(self) -> None:
+        self._set_layout("mpr")
+
+    def on_layout_single(self) -> None:
+        self._set_layout("single")
+
+    def _set_layout(self, name: str) -> None:
+        self.layout_name = name
+        if self.document is not None:
+            self.study_view.detach()
+            self._build_study_view()
+
+    def on_reset_zoom(self) -> None:
+        if self.study_view is not None:
+            self.study_view.reset_zoom()
+
+    def on_toggle_crosshair(self) -> None:
+        if self.study_view is None:
+            return
+        show = self.actions_by_id["toggle_crosshair"].isChecked()
+        for v in self.study_view.views.values():
+            v.h_line.setVisible(show)
+            v.v_line.setVisible(show)
+
+    def apply_preset(self, name: str) -> None:
+        """Window preset by name ("brain", "lung", …, "auto", "file")."""
+        if self.document is None:
+            return
+        layer = self.document.base_layer
+        if layer.volume.rgb:
+            return
+        if name == "auto":
+            layer.window = auto_window(layer.volume.array)
+        elif name == "file":
+            layer.window = default_window(layer.volume.metadata, layer.volume.array)
+        else:
+            layer.window = PRESETS[name]
+
+    def on_about(self) -> None:
+        QMessageBox.about(self, "About Lucent", f"Lucent 0.1 — radiology viewer with explainable AI.\n\n{DISCLAIMER}")

@@ -1,0 +1,173 @@
+"""Turn ``../shared/data/cxr`` into arrays that training and evaluation read with numpy only.
+
+Usage::
+
+    python -m engines.multires_cxr.prepare --data ../shared/data/cxr --out data/multires_cxr --sizes 256
+
+Writes ``<out>/<size>/{train,test}.npz`` with
+
+* ``images`` uint8 ``[N, S, S]``: grey radiograph, robustly normalised (percentiles) to [0, 255], squashed
+  to ``S × S`` (see :mod:`engines.multires_cxr.data`);
+* ``labels`` float32 ``[N, 14]``: 1 / 0 / -1 (unknown) from :func:`labels.map_labels`;
+* ``lung_mask`` uint8 ``[N, S, S]`` and ``has_mask`` bool ``[N]``: the lungVAE lung masks (74 images);
+* ``box_mask`` uint8 ``[N, S, S]`` and ``has_box`` bool ``[N]``: union of the COCO lung boxes (36 images);
+* ``filenames``, ``patientids``: str ``[N]``.
+
+The split (by patient, near-duplicate images joined to one unit, stratified by "has a negative label", seed
+20180321, 30 % held out) is written to ``engines/multires_cxr/split.json`` the first time and read from there
+afterwards, so it stays fixed. Reading PNGs uses Pillow (this module only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engines.multires_cxr.data import (
+    duplicate_groups,
+    merge_groups,
+    normalise,
+    resize_mask,
+    resize_square,
+    split_groups,
+    thumbnail,
+    to_grey,
+)
+from engines.multires_cxr.labels import LABELS, map_labels
+
+SPLIT_FILE = Path(__file__).with_name("split.json")
+SEED = 20180321
+TEST_FRACTION = 0.3
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A PNG/JPEG as float32 grey ``[H, W]`` (Pillow)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("RGB", "RGBA", "P", "LA"):
+            return to_grey(np.asarray(im.convert("RGB")), rgb=True)
+        return np.asarray(im).astype(np.float32)
+
+
+def read_boxes(data: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Lung boxes by PNG stem, as fractions (x0, y0, x1, y1) of the source image's width/height."""
+    path = data / "lung_boxes.json"
+    if not path.exists():
+        return {}
+    coco = json.loads(path.read_text())
+    images = {im["id"]: im for im in coco["images"]}
+    out: dict[str, list[tuple[float, float, float, float]]] = {}
+    for ann in coco["annotations"]:
+        im = images[ann["image_id"]]
+        x, y, w, h = ann["bbox"]
+        W, H = float(im["width"]), float(im["height"])
+        out.setdefault(Path(im["file_name"]).stem, []).append((x / W, y / H, (x + w) / W, (y + h) / H))
+    return out
+
+
+def box_mask(boxes: list[tuple[float, float, float, float]], height: int, width: int) -> np.ndarray:
+    """Union of fractional boxes rasterised on ``[height, width]`` (uint8 0/1; pixel centres inside)."""
+    m = np.zeros((height, width), dtype=np.uint8)
+    yc = (np.arange(height) + 0.5) / height
+    xc = (np.arange(width) + 0.5) / width
+    for x0, y0, x1, y1 in boxes:
+        m[np.ix_((yc >= y0) & (yc <= y1), (xc >= x0) & (xc <= x1))] = 1
+    return m
+
+
+def load_rows(data: Path) -> list[dict[str, str]]:
+    """metadata.csv rows whose image exists, in file order."""
+    with open(data / "metadata.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if (data / "images" / r["filename"]).exists()]
+
+
+def make_split(data: Path, rows: list[dict[str, str]], images01: list[np.ndarray]) -> dict[str, object]:
+    """Compute the patient + de-duplicated split (see module docstring)."""
+    thumbs = np.stack([thumbnail(im) for im in images01])
+    dups = duplicate_groups(thumbs)
+    units = merge_groups([r["patientid"] for r in rows], dups)
+    labels = np.stack([map_labels(r["finding"], r["clinical_notes"]) for r in rows])
+    strata = (labels == 0).any(axis=1).astype(int)
+    test = split_groups(units, strata, TEST_FRACTION, SEED)
+    n_dup = int(len(dups) - len(np.unique(dups)))
+    return {
+        "seed": SEED,
+        "test_fraction": TEST_FRACTION,
+        "method": "units = patients joined with near-duplicate images (64x64 detail-thumbnail correlation > 0.9); "
+                  "stratified by 'has a negative label'; whole units to one side",
+        "near_duplicate_images_joined": n_dup,
+        "train": [r["filename"] for r, t in zip(rows, test, strict=True) if not t],
+        "test": [r["filename"] for r, t in zip(rows, test, strict=True) if t],
+    }
+
+
+def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FILE,
+            limit: int | None = None) -> dict[str, object]:
+    """Write ``out/<size>/{train,test}.npz`` for every size; return the split used.
+
+    Args:
+        limit: keep only the first ``limit`` images of each side (for quick tests).
+    """
+    rows = load_rows(data)
+    images01 = [normalise(read_png(data / "images" / r["filename"])) for r in rows]
+    if split_file.exists():
+        split = json.loads(split_file.read_text())
+    else:
+        split = make_split(data, rows, images01)
+        split_file.write_text(json.dumps(split, indent=1) + "\n")
+    boxes = read_boxes(data)
+    index = {r["filename"]: i for i, r in enumerate(rows)}
+    for size in sizes:
+        (out / str(size)).mkdir(parents=True, exist_ok=True)
+        for side in ("train", "test"):
+            names = [n for n in split[side] if n in index][:limit]
+            imgs, labs, masks, has_m, bmasks, has_b = [], [], [], [], [], []
+            for name in names:
+                r, im = rows[index[name]], images01[index[name]]
+                imgs.append(np.round(resize_square(im, size) * 255).clip(0, 255).astype(np.uint8))
+                labs.append(map_labels(r["finding"], r["clinical_notes"]))
+                mpath = data / "lung_masks" / f"{Path(name).stem}_mask.png"
+                if mpath.exists():
+                    masks.append(resize_mask(read_png(mpath) > 127, size))
+                    has_m.append(True)
+                else:
+                    masks.append(np.zeros((size, size), np.uint8))
+                    has_m.append(False)
+                b = boxes.get(Path(name).stem)
+                bmasks.append(box_mask(b, size, size) if b else np.zeros((size, size), np.uint8))
+                has_b.append(bool(b))
+            np.savez_compressed(
+                out / str(size) / f"{side}.npz", images=np.stack(imgs), labels=np.stack(labs),
+                lung_mask=np.stack(masks), has_mask=np.array(has_m), box_mask=np.stack(bmasks),
+                has_box=np.array(has_b), filenames=np.array(names),
+                patientids=np.array([rows[index[n]]["patientid"] for n in names]),
+                label_names=np.array(LABELS))
+    return split
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr"))
+    ap.add_argument("--out", type=Path, default=Path("data/multires_cxr"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256])
+    ap.add_argument("--split-file", type=Path, default=SPLIT_FILE)
+    args = ap.parse_args(argv)
+    split = prepare(args.data, args.out, args.sizes, args.split_file)
+    for side in ("train", "test"):
+        d = np.load(args.out / str(args.sizes[0]) / f"{side}.npz")
+        y = d["labels"]
+        print(f"{side}: {len(y)} images, {len(set(d['patientids']))} patient ids, "
+              f"{int(d['has_mask'].sum())} lung masks, {int(d['has_box'].sum())} box sets")
+        for i, name in enumerate(LABELS):
+            print(f"  {name:20s} +{int((y[:, i] == 1).sum()):4d} -{int((y[:, i] == 0).sum()):4d}")
+    print(f"split: {split['near_duplicate_images_joined']} near-duplicate images joined; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

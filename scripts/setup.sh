@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs Lucent on a fresh Debian machine: system libraries Qt/VTK need (offscreen and on X),
+# a virtual environment in .venv, the CPU build of torch (first, so nothing pulls a CUDA build),
+# then the project with its pinned dependencies. Idempotent: re-running it is cheap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APT_PKGS="libglib2.0-0 libfontconfig1 libxkbcommon0 libegl1 libgl1 libdbus-1-3 fonts-dejavu-core \
+  xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 \
+  libxcb-shape0 libxkbcommon-x11-0 libxcursor1 dcm2niix"
+need_apt=0
+for p in $APT_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt=1
+done
+if [ "$need_apt" = 1 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: run as root (or install sudo) to apt-get: $APT_PKGS" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[${LUCENT_EXTRAS:-dev}]"

@@ -1,0 +1,79 @@
+"""Volume, layers, Document and window/level: the Qt-free model and its events."""
+
+import numpy as np
+import pytest
+
+from viewer.model import Document, HeatmapLayer, ImageLayer, Volume, WindowLevel, auto_window
+from viewer.model.colormaps import apply, label_lut, lut
+from viewer.model.window_level import PRESETS, default_window
+
+
+def test_volume_keeps_dtype_and_maps_index_to_patient():
+    a = np.zeros((4, 5, 6), np.int16)
+    aff = np.diag([0.5, 0.7, 2.0, 1.0])
+    aff[:3, 3] = (10, 20, 30)
+    v = Volume(a, aff, "CT")
+    assert v.array.dtype == np.int16 and v.array is a
+    np.testing.assert_allclose(v.index_to_patient([2, 3, 1]), [11, 22.1, 32])
+    np.testing.assert_allclose(v.patient_to_index([11, 22.1, 32]), [2, 3, 1])
+    assert v.spacing == pytest.approx((0.5, 0.7, 2.0))
+    assert v.shape3d == (4, 5, 6) and not v.is_2d
+
+
+def test_2d_and_rgb_volumes():
+    g = Volume(np.zeros((5, 6), np.uint8))
+    assert g.shape3d == (1, 5, 6) and g.is_2d and g.data3d.shape == (1, 5, 6)
+    c = Volume(np.zeros((5, 6, 3), np.uint8), rgb=True)
+    assert c.shape3d == (1, 5, 6) and c.data3d.shape == (1, 5, 6, 3)
+    with pytest.raises(ValueError):
+        Volume(np.zeros((5, 6, 7)), rgb=True)
+    with pytest.raises(ValueError):
+        Volume(np.zeros((2, 2, 2)), np.zeros((4, 4)))
+
+
+def test_value_range_ignores_nan():
+    a = np.array([[np.nan, 1.0], [np.inf, -2.0]], np.float32)
+    assert Volume(a).value_range() == (-2.0, 1.0)
+
+
+def test_window_level_presets_and_auto():
+    assert PRESETS["lung"].levels == (-1350, 150)
+    assert WindowLevel.from_levels(-100, 300) == WindowLevel(400, 100)
+    rng = np.random.default_rng(0)
+    w = auto_window(rng.normal(100, 10, 100_000).astype(np.float32))
+    assert 60 < w.levels[0] < 80 and 120 < w.levels[1] < 140
+    assert default_window({"window_center": 40, "window_width": 400}, np.zeros(3)) == WindowLevel(400, 40)
+    assert auto_window(np.full(10, np.nan)).width > 0
+
+
+def test_document_crosshair_events_and_unique_layer_names():
+    doc = Document(Volume(np.zeros((4, 5, 6), np.int16)), name="ct")
+    seen = []
+    doc.crosshair_changed.connect(seen.append)
+    doc.crosshair = (1, 2, 3)
+    doc.crosshair = (1, 2, 3)  # unchanged: no event
+    doc.crosshair = (np.nan, 0, 0)  # refused
+    assert len(seen) == 1 and np.allclose(seen[0], (1, 2, 3))
+    np.testing.assert_array_equal(doc.crosshair_index(), [1, 2, 3])
+    heat = Volume(np.zeros((4, 5, 6), np.float32))
+    a = doc.add_layer(HeatmapLayer(name="saliency", volume=heat))
+    b = doc.add_layer(HeatmapLayer(name="saliency", volume=heat))
+    assert (a.name, b.name) == ("saliency", "saliency (2)")
+    assert isinstance(doc.base_layer, ImageLayer)
+
+
+def test_layer_events_fire():
+    layer = ImageLayer(name="x", volume=Volume(np.arange(100, dtype=np.int16).reshape(10, 10)))
+    got = []
+    layer.events.opacity.connect(got.append)
+    layer.opacity = 0.25
+    assert got == [0.25]
+    assert layer.window is not None
+
+
+def test_colormaps():
+    assert lut("inferno").shape == (256, 4)
+    assert tuple(lut("grey")[255]) == (255, 255, 255, 255)
+    assert label_lut()[0, 3] == 0 and label_lut()[4, 3] == 255
+    rgba = apply(np.array([0.0, 1.0, np.nan]), "grey", 0, 1)
+    assert tuple(rgba[0]) == (0, 0, 0, 255) and tuple(rgba[1]) == (255, 255, 255, 255) and rgba[2, 3] == 0

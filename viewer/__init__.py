@@ -1,0 +1,1 @@
+"""Lucent's imaging core: Qt-free model and readers (``viewer.model``, ``viewer.io``) and Qt views."""

@@ -1,0 +1,200 @@
+"""Read one DICOM file's header (no pixels) into a small :class:`DicomHeader` record.
+
+Geometry fields are in DICOM's patient LPS frame, millimetres. The file is opened read-only and parsed with
+``pydicom.dcmread(stop_before_pixels=True)``; the byte offset of the Pixel Data value is kept so that pixels
+can later be read or decoded without parsing the header again.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from .errors import LoadError, fail
+
+PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+
+
+@dataclass(eq=False)
+class DicomHeader:
+    """What the series builder needs from one file; ``ds`` is the pixel-less dataset (for metadata).
+
+    Attributes:
+        position: ImagePositionPatient (LPS mm) of the first voxel, or None.
+        orientation: 6 direction cosines (row direction = +i, column direction = +j), or None.
+        pixel_spacing: (row spacing, column spacing) in mm = (between rows, between columns); None if
+            absent or zero.
+        pixel_offset: byte offset of the Pixel Data *value* in the file, or None without pixel data.
+    """
+
+    path: Path
+    ds: Dataset
+    transfer_syntax: UID
+    series_uid: str
+    modality: str
+    rows: int
+    columns: int
+    frames: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float
+    intercept: float
+    instance: int
+    pixel_offset: int | None
+    pixel_keyword: str = "PixelData"
+    little_endian: bool = True
+    enhanced: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def normal(self) -> np.ndarray | None:
+        """Slice normal = row cosine × column cosine (unit vector, LPS), or None without orientation."""
+        if self.orientation is None:
+            return None
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+
+def read_header(path: Path) -> DicomHeader:
+    """Parse ``path``'s header; raise LoadError when it is not a readable DICOM file."""
+    try:
+        with open(path, "rb") as fp:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+                raise fail(path, f"corrupt or truncated DICOM header ({type(exc).__name__})") from None
+            pixel_offset, keyword = _pixel_value_offset(fp, ds)
+    except PermissionError:
+        raise fail(path, "permission denied") from None
+    except FileNotFoundError:
+        raise fail(path, "file not found") from None
+    except IsADirectoryError:
+        raise fail(path, "is a folder, not a file") from None
+    except OSError as exc:
+        raise fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    return _record(path, ds, pixel_offset, keyword)
+
+
+def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> DicomHeader:
+    if "Rows" not in ds and "SeriesInstanceUID" not in ds and "SOPClassUID" not in ds:
+        raise fail(path, "not a DICOM, NIfTI or image file")
+    meta = getattr(ds, "file_meta", None)
+    ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
+    if not ts:
+        implicit, little = ds.original_encoding
+        ts = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        if little is False:
+            ts = pydicom.uid.ExplicitVRBigEndian
+    try:
+        rec = DicomHeader(
+            path=path,
+            ds=ds,
+            transfer_syntax=ts,
+            series_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path}"),
+            modality=str(ds.get("Modality", "") or "OT"),
+            rows=int(ds.get("Rows", 0) or 0),
+            columns=int(ds.get("Columns", 0) or 0),
+            frames=_int(ds.get("NumberOfFrames", 1), 1),
+            samples=_int(ds.get("SamplesPerPixel", 1), 1),
+            bits_allocated=_int(ds.get("BitsAllocated", 16), 16),
+            bits_stored=_int(ds.get("BitsStored", ds.get("BitsAllocated", 16)), 16),
+            signed=_int(ds.get("PixelRepresentation", 0), 0) == 1,
+            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip(),
+            position=_vector(ds.get("ImagePositionPatient"), 3),
+            orientation=_orientation(ds.get("ImageOrientationPatient")),
+            pixel_spacing=_spacing(ds.get("PixelSpacing")),
+            slope=_float(ds.get("RescaleSlope", 1.0), 1.0) or 1.0,
+            intercept=_float(ds.get("RescaleIntercept", 0.0), 0.0),
+            instance=_int(ds.get("InstanceNumber", 0), 0),
+            pixel_offset=pixel_offset,
+            pixel_keyword=keyword,
+            little_endian=ts != pydicom.uid.ExplicitVRBigEndian,
+            enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
+        )
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise fail(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from None
+    return rec
+
+
+def _pixel_value_offset(fp, ds: Dataset) -> tuple[int | None, str]:
+    """Offset of the pixel data value: ``fp`` is left at the pixel element's tag by stop_before_pixels."""
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return None, "PixelData"
+    implicit, little = ds.original_encoding
+    endian = "<" if little is not False else ">"
+    group, elem = struct.unpack(endian + "HH", head[:4])
+    keyword = PIXEL_TAGS.get((group << 16) | elem)
+    if keyword is None:
+        return None, "PixelData"
+    if implicit:
+        return start + 8, keyword
+    return start + 12, keyword  # OB/OW/OF/OD: tag 4 + VR 2 + reserved 2 + length 4
+
+
+def _int(value, default: int) -> int:
+    try:
+        if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+            value = value[0]
+        return int(value)
+    except (TypeError, ValueError, IndexError):
+        return default
+
+
+def _float(value, default: float) -> float:
+    try:
+        if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+            value = value[0]
+        v = float(value)
+        return v if np.isfinite(v) else default
+    except (TypeError, ValueError, IndexError):
+        return default
+
+
+def _vector(value, n: int) -> np.ndarray | None:
+    try:
+        if value is None or len(value) != n:
+            return None
+        v = np.array([float(x) for x in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return v if np.all(np.isfinite(v)) else None
+
+
+def _orientation(value) -> np.ndarray | None:
+    v = _vector(value, 6)
+    if v is None:
+        return None
+    r, c = v[:3], v[3:]
+    nr, nc = np.linalg.norm(r), np.linalg.norm(c)
+    if nr < 1e-6 or nc < 1e-6 or abs(np.dot(r / nr, c / nc)) > 0.1:
+        return None
+    return np.concatenate([r / nr, c / nc])
+
+
+def _spacing(value) -> tuple[float, float] | None:
+    v = _vector(value, 2)
+    if v is None or np.any(v <= 0):
+        return None
+    return float(v[0]), float(v[1])
+
+
+def header_or_none(path: Path) -> DicomHeader | LoadError:
+    """``read_header`` for folder scans: the LoadError is returned, not raised."""
+    try:
+        return read_header(path)
+    except LoadError as exc:
+        return exc

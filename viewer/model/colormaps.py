@@ -1,0 +1,70 @@
+"""Colour maps as 256×4 uint8 RGBA lookup tables (Qt-free, shared by views and exporters).
+
+Continuous maps are piecewise-linear through published control points (matplotlib's inferno/viridis
+sampled at nine points, the classic jet and hot ramps). ``labels`` is a categorical table: index 0 is
+transparent background, 1–4 follow the BraTS convention colours, further labels cycle a palette.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+_CONTROL_POINTS: dict[str, list[tuple[int, int, int]]] = {
+    "grey": [(0, 0, 0), (255, 255, 255)],
+    "hot": [(0, 0, 0), (230, 0, 0), (255, 210, 0), (255, 255, 255)],
+    "inferno": [(0, 0, 4), (31, 12, 72), (85, 15, 109), (136, 34, 106), (186, 54, 85), (227, 89, 51),
+                (249, 140, 10), (249, 201, 50), (252, 255, 164)],
+    "viridis": [(68, 1, 84), (71, 45, 123), (59, 82, 139), (44, 114, 142), (33, 145, 140), (40, 174, 128),
+                (94, 201, 98), (173, 220, 48), (253, 231, 37)],
+    "jet": [(0, 0, 128), (0, 0, 255), (0, 128, 255), (0, 255, 255), (128, 255, 128), (255, 255, 0),
+            (255, 128, 0), (255, 0, 0), (128, 0, 0)],
+}
+CONTINUOUS = tuple(_CONTROL_POINTS)
+
+_LABEL_PALETTE = [(255, 60, 60), (60, 200, 60), (255, 220, 40), (60, 120, 255), (230, 80, 230),
+                  (40, 220, 220), (255, 150, 40), (160, 100, 255), (150, 255, 150), (255, 150, 190)]
+_BRATS = {1: (255, 60, 60), 2: (60, 200, 60), 3: (60, 120, 255), 4: (255, 220, 40)}
+
+
+@cache
+def lut(name: str) -> np.ndarray:
+    """256×4 RGBA uint8 table for ``name``; raises KeyError for an unknown name."""
+    if name == "labels":
+        return label_lut()
+    pts = np.asarray(_CONTROL_POINTS[name], dtype=float)
+    x = np.linspace(0, 1, len(pts))
+    t = np.linspace(0, 1, 256)
+    rgb = np.stack([np.interp(t, x, pts[:, c]) for c in range(3)], axis=1)
+    out = np.empty((256, 4), np.uint8)
+    out[:, :3] = np.rint(rgb).astype(np.uint8)
+    out[:, 3] = 255
+    out.setflags(write=False)
+    return out
+
+
+def label_colour(value: int) -> tuple[int, int, int]:
+    """RGB colour of label ``value`` (> 0)."""
+    return _BRATS.get(value, _LABEL_PALETTE[(value - 1) % len(_LABEL_PALETTE)])
+
+
+@cache
+def label_lut() -> np.ndarray:
+    """Categorical 256×4 table: 0 transparent, ``n`` → :func:`label_colour`."""
+    out = np.zeros((256, 4), np.uint8)
+    for v in range(1, 256):
+        out[v, :3] = label_colour(v)
+        out[v, 3] = 255
+    out.setflags(write=False)
+    return out
+
+
+def apply(values: np.ndarray, name: str, low: float, high: float) -> np.ndarray:
+    """Map ``values`` through colour map ``name`` over [low, high] → RGBA uint8 (NaN → transparent)."""
+    v = np.asarray(values, dtype=np.float32)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    idx = np.clip(np.nan_to_num((v - low) * scale, nan=0.0), 0, 255).astype(np.uint8)
+    rgba = lut(name)[idx]
+    rgba[np.isnan(v)] = 0
+    return rgba

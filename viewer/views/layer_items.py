@@ -1,0 +1,109 @@
+"""Graphics items that draw one Layer on one slice view (pyqtgraph ImageItem + LUT + levels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+from viewer.model import colormaps
+from viewer.model.geometry import OverlaySampler, SliceMapping
+from viewer.model.layers import HeatmapLayer, ImageLayer, LabelsLayer, Layer
+from viewer.model.volume import Volume
+
+
+def label_outline(labels: np.ndarray) -> np.ndarray:
+    """Keep only the boundary pixels of each label region (4-neighbourhood) of a 2D label slice."""
+    out = labels.copy()
+    inner = np.zeros(labels.shape, bool)
+    core = labels[1:-1, 1:-1]
+    inner[1:-1, 1:-1] = ((core == labels[:-2, 1:-1]) & (core == labels[2:, 1:-1])
+                         & (core == labels[1:-1, :-2]) & (core == labels[1:-1, 2:]))
+    out[inner] = 0
+    return out
+
+
+class LayerImage:
+    """Draws ``layer`` on the screen grid of ``base`` seen through ``mapping``.
+
+    The image occupies the scene rectangle (0, 0, cols·pw, rows·ph) in millimetres, so pixel (col, row)
+    covers [col·pw, (col+1)·pw] × [row·ph, (row+1)·ph] and its centre is at ((col+½)·pw, (row+½)·ph).
+    """
+
+    def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int) -> None:
+        self.layer = layer
+        self.mapping = mapping
+        order = 1 if isinstance(layer, HeatmapLayer) else 0
+        self.sampler = OverlaySampler(base, layer.volume, mapping, order=order, fill=np.nan if order else 0)
+        self.item = pg.ImageItem()
+        self.item.setZValue(z)
+        rows, cols = mapping.screen_shape
+        pw, ph = mapping.pixel_size
+        self._rect = QRectF(0, 0, cols * pw, rows * ph)
+        self._slice: int | None = None
+        self._raw: np.ndarray | None = None
+        layer.events.connect(self._on_layer_event)
+
+    def disconnect(self) -> None:
+        self.layer.events.disconnect(self._on_layer_event)
+
+    def _on_layer_event(self, info) -> None:  # psygnal EmissionInfo
+        name = info.signal.name
+        if name in ("volume",):
+            return
+        if name == "window" or name in ("colormap", "value_range", "threshold", "outline"):
+            self._render()
+        else:
+            self._apply_visibility()
+
+    def _apply_visibility(self) -> None:
+        self.item.setVisible(bool(self.layer.visible))
+        self.item.setOpacity(float(self.layer.opacity))
+
+    def show_slice(self, slice_index: int) -> None:
+        """Sample the layer on ``slice_index`` (cached while the slice does not change) and draw it."""
+        if slice_index != self._slice or self._raw is None:
+            self._slice = slice_index
+            if 0 <= slice_index < self.mapping.n_slices:
+                self._raw = self.sampler.sample(slice_index)
+            else:
+                self._raw = None
+        self._render()
+
+    @property
+    def raw(self) -> np.ndarray | None:
+        """The layer's values on the current slice in screen order (before colour mapping)."""
+        return self._raw
+
+    def _render(self) -> None:
+        layer, img = self.layer, self._raw
+        self._apply_visibility()
+        if img is None:
+            self.item.clear()
+            return
+        if isinstance(layer, ImageLayer):
+            if layer.volume.rgb:
+                rgb = img[..., :3]
+                levels = (0, 255) if rgb.dtype == np.uint8 else (float(rgb.min()), float(rgb.max()) or 1.0)
+                self.item.setImage(rgb, levels=levels, autoLevels=False, lut=None, rect=self._rect)
+            else:
+                lo, hi = layer.window.levels if layer.window else (0.0, 1.0)
+                lut = None if layer.colormap == "grey" else colormaps.lut(layer.colormap)
+                self.item.setImage(img, levels=(lo, hi), autoLevels=False, lut=lut, rect=self._rect)
+        elif isinstance(layer, LabelsLayer):
+            lab = np.asarray(img)
+            if lab.dtype.kind == "f":
+                lab = np.nan_to_num(lab)
+            lab = lab.astype(np.int64) % 256
+            lab = lab.astype(np.uint8)
+            if layer.outline:
+                lab = label_outline(lab)
+            self.item.setImage(lab, levels=(0, 255), autoLevels=False, lut=colormaps.label_lut(),
+                               rect=self._rect)
+        elif isinstance(layer, HeatmapLayer):
+            vals = np.asarray(img, dtype=np.float32)
+            if layer.threshold is not None:
+                vals = np.where(vals >= layer.threshold, vals, np.nan)
+            lo, hi = layer.value_range
+            self.item.setImage(vals, levels=(lo, hi), autoLevels=False, lut=colormaps.lut(layer.colormap),
+                               rect=self._rect)

@@ -1,0 +1,86 @@
+"""StudyView: the views of one Document — a single 2D view, or the 2×2 MPR layout for volumes.
+
+MPR layout: axial top-left, coronal top-right, sagittal bottom-left, 3D bottom-right. The 3D slot holds
+whatever widget :meth:`set_3d_widget` gives it (the VTK view), and a plain panel until then.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from viewer.model.document import Document
+from viewer.views.slice_view import SliceView
+
+LAYOUTS = ("mpr", "single")
+
+
+class StudyView(QWidget):
+    """All slice views of ``document`` in ``layout`` ("mpr" or "single"; 2D images are always single).
+
+    Signals:
+        hovered(str): read-out text from whichever view the mouse is over.
+    """
+
+    hovered = Signal(str)
+
+    def __init__(self, document: Document, layout: str = "mpr", plane: str = "axial",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}")
+        self.document = document
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        self.setStyleSheet("background: #111;")
+        self.views: dict[str, SliceView] = {}
+        self.slot_3d: QWidget | None = None
+        if document.base.is_2d:
+            self.layout_name = "single"
+            self._add("native", grid, 0, 0)
+        elif layout == "single":
+            self.layout_name = "single"
+            self._add(plane, grid, 0, 0)
+        else:
+            self.layout_name = "mpr"
+            self._add("axial", grid, 0, 0)
+            self._add("coronal", grid, 0, 1)
+            self._add("sagittal", grid, 1, 0)
+            placeholder = QLabel("3D view")
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            placeholder.setStyleSheet("color: #777; background: #000;")
+            self.slot_3d = placeholder
+            grid.addWidget(placeholder, 1, 1)
+            grid.setRowStretch(0, 1)
+            grid.setRowStretch(1, 1)
+            grid.setColumnStretch(0, 1)
+            grid.setColumnStretch(1, 1)
+
+    def _add(self, plane: str, grid: QGridLayout, row: int, col: int) -> None:
+        view = SliceView(self.document, plane, self)
+        view.hovered.connect(self.hovered)
+        self.views[plane] = view
+        grid.addWidget(view, row, col)
+
+    def set_3d_widget(self, widget: QWidget) -> None:
+        """Put ``widget`` into the 3D slot of the MPR layout."""
+        if self.slot_3d is None:
+            return
+        grid: QGridLayout = self.layout()
+        grid.replaceWidget(self.slot_3d, widget)
+        self.slot_3d.deleteLater()
+        self.slot_3d = widget
+
+    @property
+    def primary(self) -> SliceView:
+        """The view that keyboard scrolling and `--slice` address: axial, or the only view."""
+        return self.views.get("axial") or next(iter(self.views.values()))
+
+    def reset_zoom(self) -> None:
+        for v in self.views.values():
+            v.reset_zoom()
+
+    def detach(self) -> None:
+        for v in self.views.values():
+            v.detach()
