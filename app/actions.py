@@ -22,6 +22,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Save the views as PNG (no patient identifiers)"),
     ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),
     ActionSpec("quit", "File", "&Quit", "Ctrl+Q"),
+    ActionSpec("undo", "Edit", "&Undo", "Ctrl+Z"),
+    ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),
     ActionSpec("layout_mpr", "View", "&MPR Layout (2×2)", "Ctrl+1"),
     ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
     ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),

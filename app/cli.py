@@ -79,30 +79,13 @@ def _screenshot(a: argparse.Namespace) -> int:
         return max(cands, key=lambda c: c.n_files)
 
     doc = open_document(paths, choose=pick)
-    from PySide6.QtWidgets import QApplication
+    if a.preset and not doc.base.rgb:
+        from viewer.model.window_level import window_for
 
-    app = QApplication.instance() or QApplication(["lucent"])
-    from app.main_window import MainWindow
-    from app.settings import Settings
+        doc.base_layer.window = window_for(a.preset, doc.base.metadata, doc.base.array)
+    from app.screenshot import render_study_png
 
-    win = MainWindow(Settings(), layout=a.layout)
-    win.set_document(doc)
-    if a.preset:
-        win.apply_preset(a.preset)
-    view = win.study_view
-    if a.slice is not None:
-        n = view.primary.mapping.n_slices
-        if not 1 <= a.slice <= n:
-            raise CliError(f"--slice must be between 1 and {n}", 2)
-        view.primary.go_to_slice(a.slice - 1)
-    view.resize(w, h)
-    view.show()
-    app.processEvents()
-    view.reset_zoom()
-    app.processEvents()
-    win.save_screenshot(a.screenshot)
-    view.detach()
-    win.close()
+    render_study_png(doc, a.screenshot, layout=a.layout, size=(w, h), slice_number=a.slice)
     print(f"wrote {a.screenshot}")
     return 0
 
@@ -145,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _run(argv)
-    except (LoadError, CliError) as exc:
+    except (LoadError, CliError, ValueError) as exc:
         if os.environ.get("LUCENT_DEBUG"):
             raise
         print(f"lucent: {exc}", file=sys.stderr)

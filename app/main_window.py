@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QFileDialog,
     QLabel,
     QListWidget,
@@ -23,10 +24,12 @@ from PySide6.QtWidgets import (
 import viewer.views  # noqa: F401  (configures pyqtgraph once)
 from app.actions import ACTIONS
 from app.loading import DEMO_STUDY, open_document
-from app.settings import Settings, atomic_write_bytes_from
+from app.panels.layer_panel import LayerPanel
+from app.screenshot import save_widget_png
+from app.settings import Settings
 from viewer.io.errors import LoadError
 from viewer.model.document import Document
-from viewer.model.window_level import PRESETS, auto_window, default_window
+from viewer.model.window_level import window_for
 from viewer.views.study_view import StudyView
 
 DISCLAIMER = "Research software — not for clinical use."
@@ -74,7 +77,18 @@ class MainWindow(QMainWindow):
         self._empty = QLabel("Open a study: File ▸ Open, or drop files here.")
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setCentralWidget(self._empty)
+        self.undo_stack = QUndoStack(self)
+        self.layer_panel = LayerPanel(self.undo_stack)
+        self._add_dock("Layers", self.layer_panel)
         self._build_menus()
+
+    def _add_dock(self, title: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
     # ---- menus ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -152,7 +166,9 @@ class MainWindow(QMainWindow):
         if self.study_view is not None:
             self.study_view.detach()
             self.study_view.deleteLater()
+        self.undo_stack.clear()
         self.document = doc
+        self.layer_panel.set_document(doc)
         self._build_study_view()
         meta = doc.base.metadata
         self.setWindowTitle(f"Lucent — {meta.get('series_description') or Path(doc.source).name}")
@@ -200,7 +216,7 @@ class MainWindow(QMainWindow):
         """Save the study views (as on screen: letters, scale bar; no patient identifiers) as PNG."""
         if self.study_view is None:
             raise RuntimeError("no study is open")
-        atomic_write_bytes_from(Path(path), lambda tmp: self.study_view.grab().save(str(tmp), "PNG"))
+        save_widget_png(self.study_view, path)
 
     def on_convert_nifti(self) -> None:
         if self.document is None:
@@ -210,6 +226,12 @@ class MainWindow(QMainWindow):
             from viewer.io import write_nifti
 
             write_nifti(self.document.base, path)
+
+    def on_undo(self) -> None:
+        self.undo_stack.undo()
+
+    def on_redo(self) -> None:
+        self.undo_stack.redo()
 
     def on_quit(self) -> None:
         self.close()
@@ -243,14 +265,8 @@ class MainWindow(QMainWindow):
         if self.document is None:
             return
         layer = self.document.base_layer
-        if layer.volume.rgb:
-            return
-        if name == "auto":
-            layer.window = auto_window(layer.volume.array)
-        elif name == "file":
-            layer.window = default_window(layer.volume.metadata, layer.volume.array)
-        else:
-            layer.window = PRESETS[name]
+        if not layer.volume.rgb:
+            layer.window = window_for(name, layer.volume.metadata, layer.volume.array)
 
     def on_about(self) -> None:
         QMessageBox.about(self, "About Lucent", f"Lucent 0.1 — radiology viewer with explainable AI.\n\n{DISCLAIMER}")

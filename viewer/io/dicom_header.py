@@ -57,6 +57,7 @@ class DicomHeader:
     pixel_keyword: str = "PixelData"
     little_endian: bool = True
     enhanced: bool = False
+    planar: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -102,7 +103,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
             path=path,
             ds=ds,
             transfer_syntax=ts,
-            series_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path}"),
+            series_uid=_series_key(ds, path),
             modality=str(ds.get("Modality", "") or "OT"),
             rows=int(ds.get("Rows", 0) or 0),
             columns=int(ds.get("Columns", 0) or 0),
@@ -114,7 +115,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
             photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip(),
             position=_vector(ds.get("ImagePositionPatient"), 3),
             orientation=_orientation(ds.get("ImageOrientationPatient")),
-            pixel_spacing=_spacing(ds.get("PixelSpacing")),
+            pixel_spacing=parse_spacing(ds.get("PixelSpacing")),
             slope=_float(ds.get("RescaleSlope", 1.0), 1.0) or 1.0,
             intercept=_float(ds.get("RescaleIntercept", 0.0), 0.0),
             instance=_int(ds.get("InstanceNumber", 0), 0),
@@ -122,10 +123,20 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
             pixel_keyword=keyword,
             little_endian=ts != pydicom.uid.ExplicitVRBigEndian,
             enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
+            planar=_int(ds.get("PlanarConfiguration", 0), 0),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise fail(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from None
     return rec
+
+
+def _series_key(ds: Dataset, path: Path) -> str:
+    """SeriesInstanceUID, or for anonymised files without one a key from folder, number and description."""
+    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    if uid:
+        return uid
+    parts = [str(ds.get(k, "") or "").strip() for k in ("SeriesNumber", "SeriesDescription", "Modality")]
+    return f"no-uid:{path.parent}|{'|'.join(parts)}"
 
 
 def _pixel_value_offset(fp, ds: Dataset) -> tuple[int | None, str]:
@@ -185,7 +196,7 @@ def _orientation(value) -> np.ndarray | None:
     return np.concatenate([r / nr, c / nc])
 
 
-def _spacing(value) -> tuple[float, float] | None:
+def parse_spacing(value) -> tuple[float, float] | None:
     v = _vector(value, 2)
     if v is None or np.any(v <= 0):
         return None

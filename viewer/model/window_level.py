@@ -64,3 +64,15 @@ def default_window(volume_metadata: dict, data: np.ndarray) -> WindowLevel:
     if wc is not None and ww is not None and float(ww) > 0:
         return WindowLevel(float(ww), float(wc))
     return auto_window(data)
+
+
+def window_for(name: str, volume_metadata: dict, data: np.ndarray) -> WindowLevel:
+    """Window for a preset ``name``: one of :data:`PRESETS`, "auto" (from the data) or "file" (DICOM)."""
+    if name == "auto":
+        return auto_window(data)
+    if name == "file":
+        return default_window(volume_metadata, data)
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown window preset {name!r}") from None

@@ -7,9 +7,11 @@ and zoomed, and is captured by ``QWidget.grab()`` for screenshots.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 
@@ -22,6 +24,17 @@ def nice_length(target: float) -> float:
         if m * 10**exp <= target:
             return m * 10**exp
     return 10**exp
+
+
+@dataclass(frozen=True)
+class ColorBar:
+    """A legend for one heatmap: its colour table (256×4 RGBA), value range, title and units."""
+
+    lut: np.ndarray
+    low: float
+    high: float
+    title: str
+    units: str = ""
 
 
 class ViewAnnotations(QWidget):
@@ -37,6 +50,7 @@ class ViewAnnotations(QWidget):
         self.bottom_right = ""
         self.mm_per_pixel = 0.0  # screen scale; 0 hides the scale bar
         self.units = "mm"
+        self.colorbars: list[ColorBar] = []
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
@@ -74,7 +88,34 @@ class ViewAnnotations(QWidget):
             tw = fm.horizontalAdvance(line)
             p.drawText(QPointF(w - tw - 6, h - 6 - fm.descent() - i * line_h), line)
         self._paint_scale_bar(p, w, h, line_h)
+        self._paint_colorbars(p, w, h, fm)
         p.end()
+
+    def _paint_colorbars(self, p: QPainter, w: int, h: int, fm) -> None:
+        """Colour bars in the upper right, newest rightmost: high value on top, titles stacked above.
+
+        They stay clear of the orientation letter at the middle of the right edge.
+        """
+        line_h = fm.height()
+        n = len(self.colorbars)
+        top = int(h * 0.08) + n * line_h
+        bar_w, bar_h = 12, max(40, int(h * 0.42) - top)
+        x = w - 30
+        for idx, cb in enumerate(reversed(self.colorbars)):
+            ramp = np.ascontiguousarray(np.repeat(cb.lut[::-1, None, :], bar_w, axis=1))
+            img = QImage(ramp.data, bar_w, 256, 4 * bar_w, QImage.Format.Format_RGBA8888)
+            labels = [f"{cb.high:.3g}", f"{cb.low:.3g}"]
+            label_w = max(fm.horizontalAdvance(t) for t in labels)
+            p.drawImage(QRectF(x, top, bar_w, bar_h), img)
+            p.setPen(QColor(230, 230, 230))
+            p.drawRect(QRectF(x, top, bar_w, bar_h))
+            p.drawText(QPointF(x - label_w - 3, top + fm.ascent()), labels[0])
+            p.drawText(QPointF(x - label_w - 3, top + bar_h), labels[1])
+            title = cb.title + (f" ({cb.units})" if cb.units else "")
+            title = fm.elidedText(title, Qt.TextElideMode.ElideRight, int(w * 0.6))
+            tw = fm.horizontalAdvance(title)
+            p.drawText(QPointF(x + bar_w - tw, top - 4 - idx * line_h), title)
+            x -= bar_w + label_w + 12
 
     def _paint_scale_bar(self, p: QPainter, w: int, h: int, line_h: int) -> None:
         if self.mm_per_pixel <= 0:
@@ -91,4 +132,4 @@ class ViewAnnotations(QWidget):
         p.drawLine(QPointF(x0, y - 4), QPointF(x0, y + 4))
         p.drawLine(QPointF(x1, y - 4), QPointF(x1, y + 4))
         label = f"{length_mm:g} {self.units}"
-        p.drawText(QRectF(x0, y - line_h - 4, px, line_h), Qt.AlignmentFlag.AlignCenter, label)
+        p.drawText(QRectF(x0 - 40, y - line_h - 4, px + 80, line_h), Qt.AlignmentFlag.AlignCenter, label)

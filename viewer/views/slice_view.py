@@ -17,11 +17,12 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from viewer.model import colormaps
 from viewer.model.document import Document
 from viewer.model.geometry import SliceMapping
-from viewer.model.layers import ImageLayer
+from viewer.model.layers import HeatmapLayer, ImageLayer
 from viewer.model.window_level import WindowLevel
-from viewer.views.annotations_overlay import ViewAnnotations
+from viewer.views.annotations_overlay import ColorBar, ViewAnnotations
 from viewer.views.layer_items import LayerImage
 
 PLANE_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal", "native": ""}
@@ -112,6 +113,7 @@ class SliceView(QWidget):
         self.viewbox.sigRangeChanged.connect(self._update_scale)
         document.crosshair_changed.connect(self._on_crosshair)
         self._connect_layer_list(True)
+        document.layers.events.child_event.connect(self._on_layer_property)
         self._rebuild_layers()
         self.reset_zoom()
 
@@ -130,8 +132,6 @@ class SliceView(QWidget):
                              enumerate(self.document.layers)]
         for li in self.layer_images:
             self.viewbox.addItem(li.item)
-        base_layer = self.document.base_layer
-        base_layer.events.window.connect(self._update_texts, unique=True)
         self.annotations.letters = ({} if self.plane == "native"
                                     else self._mapping.edge_letters(base.affine))
         self.annotations.units = "mm" if base.spacing_known else "px"
@@ -159,7 +159,7 @@ class SliceView(QWidget):
         try:
             self.document.crosshair_changed.disconnect(self._on_crosshair)
             self._connect_layer_list(False)
-            self.document.base_layer.events.window.disconnect(self._update_texts)
+            self.document.layers.events.child_event.disconnect(self._on_layer_property)
         except (ValueError, RuntimeError):
             pass
         for li in self.layer_images:
@@ -196,6 +196,9 @@ class SliceView(QWidget):
         self.h_line.setPos(p.y())
         self._update_texts()
 
+    def _on_layer_property(self, _info=None) -> None:
+        self._update_texts()
+
     def _on_crosshair(self, _xyz=None) -> None:
         self._refresh()
 
@@ -205,7 +208,9 @@ class SliceView(QWidget):
         n = self._mapping.n_slices
         a.top_left = f"{title}  {self.slice_index + 1}/{n}" if n > 1 else title
         win = self.document.base_layer.window
-        a.bottom_left = f"W {win.width:.0f}  L {win.center:.0f}" if win else ""
+        a.bottom_left = f"W {win.width:.4g}  L {win.center:.4g}" if win else ""
+        a.colorbars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
+                       for la in self.document.layers if isinstance(la, HeatmapLayer) and la.visible]
         a.update()
 
     def _update_scale(self, *_args) -> None:

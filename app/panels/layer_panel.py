@@ -1,0 +1,238 @@
+"""Layer panel: the Document's layers, top first, with visibility, opacity, colour map, range, threshold,
+outline, reorder, rename and delete (undoable). Every control writes to the layer; the panel listens to
+the layers' events, so a change made elsewhere (an engine result, a script) shows up here too."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer.model.colormaps import CONTINUOUS
+from viewer.model.document import Document
+from viewer.model.layers import HeatmapLayer, ImageLayer, LabelsLayer, Layer
+
+
+class RemoveLayer(QUndoCommand):
+    """Undoable removal of one layer (it is re-inserted at its old position on undo)."""
+
+    def __init__(self, document: Document, layer: Layer) -> None:
+        super().__init__(f"Delete layer {layer.name}")
+        self.document, self.layer = document, layer
+        self.index = document.layers.index(layer)
+
+    def redo(self) -> None:
+        self.document.layers.remove(self.layer)
+
+    def undo(self) -> None:
+        self.document.layers.insert(self.index, self.layer)
+
+
+class LayerPanel(QWidget):
+    """Lists and edits the layers of one Document."""
+
+    def __init__(self, undo_stack: QUndoStack, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = undo_stack
+        self.document: Document | None = None
+        self._syncing = False
+        lay = QVBoxLayout(self)
+        self.list = QListWidget()
+        self.list.setEditTriggers(QListWidget.EditTrigger.DoubleClicked | QListWidget.EditTrigger.EditKeyPressed)
+        self.list.currentRowChanged.connect(self._on_select)
+        self.list.itemChanged.connect(self._on_item_changed)
+        lay.addWidget(self.list)
+        buttons = QHBoxLayout()
+        self.up_btn = QPushButton("▲")
+        self.down_btn = QPushButton("▼")
+        self.delete_btn = QPushButton("Delete")
+        for b, tip in ((self.up_btn, "Move up"), (self.down_btn, "Move down"), (self.delete_btn, "Delete layer")):
+            b.setToolTip(tip)
+            buttons.addWidget(b)
+        self.up_btn.clicked.connect(lambda: self.move_selected(+1))
+        self.down_btn.clicked.connect(lambda: self.move_selected(-1))
+        self.delete_btn.clicked.connect(self.delete_selected)
+        lay.addLayout(buttons)
+        form = QFormLayout()
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.valueChanged.connect(lambda v: self._set("opacity", v / 100))
+        self.colormap = QComboBox()
+        self.colormap.addItems(list(CONTINUOUS))
+        self.colormap.currentTextChanged.connect(lambda t: self._set("colormap", t))
+        self.low = self._spin(lambda v: self._set_range(low=v))
+        self.high = self._spin(lambda v: self._set_range(high=v))
+        self.threshold_on = QCheckBox("threshold")
+        self.threshold = self._spin(lambda v: self._set_threshold())
+        self.threshold_on.toggled.connect(lambda _on: self._set_threshold())
+        self.outline = QCheckBox("outline only")
+        self.outline.toggled.connect(lambda on: self._set("outline", on))
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Colours", self.colormap)
+        form.addRow("Low", self.low)
+        form.addRow("High", self.high)
+        form.addRow(self.threshold_on, self.threshold)
+        form.addRow("", self.outline)
+        lay.addLayout(form)
+        toggle = QShortcut(QKeySequence("V"), self)
+        toggle.setContext(Qt.ShortcutContext.WindowShortcut)
+        toggle.activated.connect(self.toggle_selected)
+        self._update_controls()
+
+    @staticmethod
+    def _spin(slot) -> QDoubleSpinBox:
+        s = QDoubleSpinBox()
+        s.setDecimals(3)
+        s.setRange(-1e9, 1e9)
+        s.setKeyboardTracking(False)
+        s.valueChanged.connect(slot)
+        return s
+
+    # ---- document binding ----------------------------------------------------------------------------
+    def set_document(self, document: Document | None) -> None:
+        if self.document is not None:
+            self._listen(False)
+        self.document = document
+        if document is not None:
+            self._listen(True)
+        self._refill()
+
+    def _listen(self, on: bool) -> None:
+        ev = self.document.layers.events
+        for name in ("inserted", "removed", "moved", "changed", "reordered"):
+            sig = getattr(ev, name)
+            sig.connect(self._refill) if on else sig.disconnect(self._refill)
+        ev.child_event.connect(self._on_child_event) if on else ev.child_event.disconnect(self._on_child_event)
+
+    def _on_child_event(self, info) -> None:
+        if info.signal.name in ("name", "visible"):
+            self._refill(keep_selection=True)
+        elif not self._syncing:
+            self._update_controls()
+
+    def layers_top_first(self) -> list[Layer]:
+        return list(reversed(list(self.document.layers))) if self.document else []
+
+    def _refill(self, *_args, keep_selection: bool = True) -> None:
+        selected = self.selected_layer() if keep_selection else None
+        self._syncing = True
+        self.list.clear()
+        for layer in self.layers_top_first():
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
+            item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
+            item.setToolTip(f"{layer.kind} layer")
+            self.list.addItem(item)
+        layers = self.layers_top_first()
+        row = layers.index(selected) if selected in layers else (0 if layers else -1)
+        self.list.setCurrentRow(row)
+        self._syncing = False
+        self._update_controls()
+
+    def selected_layer(self) -> Layer | None:
+        row = self.list.currentRow()
+        layers = self.layers_top_first()
+        return layers[row] if 0 <= row < len(layers) else None
+
+    # ---- controls → layer ----------------------------------------------------------------------------
+    def _on_select(self, _row: int) -> None:
+        if not self._syncing:
+            self._update_controls()
+
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        if self._syncing:
+            return
+        layer = self.layers_top_first()[self.list.row(item)]
+        visible = item.checkState() == Qt.CheckState.Checked
+        name = item.text().strip()
+        if name and name != layer.name:
+            layer.name = self.document.layers.unique_name(name)
+        if visible != layer.visible:
+            layer.visible = visible
+
+    def _set(self, field: str, value) -> None:
+        layer = self.selected_layer()
+        if self._syncing or layer is None or not hasattr(layer, field):
+            return
+        setattr(layer, field, value)
+
+    def _set_range(self, low: float | None = None, high: float | None = None) -> None:
+        layer = self.selected_layer()
+        if self._syncing or not isinstance(layer, HeatmapLayer):
+            return
+        lo, hi = layer.value_range
+        lo = lo if low is None else low
+        hi = hi if high is None else high
+        if hi > lo:
+            layer.value_range = (lo, hi)
+
+    def _set_threshold(self) -> None:
+        layer = self.selected_layer()
+        if self._syncing or not isinstance(layer, HeatmapLayer):
+            return
+        layer.threshold = self.threshold.value() if self.threshold_on.isChecked() else None
+
+    def _update_controls(self) -> None:
+        layer = self.selected_layer()
+        self._syncing = True
+        heat = isinstance(layer, HeatmapLayer)
+        for w in (self.low, self.high, self.threshold, self.threshold_on):
+            w.setEnabled(heat)
+        self.colormap.setEnabled(heat or (isinstance(layer, ImageLayer) and not layer.volume.rgb))
+        self.outline.setEnabled(isinstance(layer, LabelsLayer))
+        self.opacity.setEnabled(layer is not None)
+        self.delete_btn.setEnabled(layer is not None and not self._is_last_image(layer))
+        if layer is not None:
+            self.opacity.setValue(round(layer.opacity * 100))
+            if layer.colormap in CONTINUOUS:
+                self.colormap.setCurrentText(layer.colormap)
+        if heat:
+            self.low.setValue(layer.value_range[0])
+            self.high.setValue(layer.value_range[1])
+            self.threshold_on.setChecked(layer.threshold is not None)
+            if layer.threshold is not None:
+                self.threshold.setValue(layer.threshold)
+        if isinstance(layer, LabelsLayer):
+            self.outline.setChecked(layer.outline)
+        self._syncing = False
+
+    def _is_last_image(self, layer: Layer) -> bool:
+        images = [la for la in self.document.layers if isinstance(la, ImageLayer)] if self.document else []
+        return isinstance(layer, ImageLayer) and len(images) == 1
+
+    # ---- commands ------------------------------------------------------------------------------------
+    def toggle_selected(self) -> None:
+        """Show/hide the selected layer (key V)."""
+        layer = self.selected_layer()
+        if layer is not None:
+            layer.visible = not layer.visible
+
+    def move_selected(self, up: int) -> None:
+        """Move the selected layer up (+1, drawn later/on top) or down (−1) in the stack."""
+        layer = self.selected_layer()
+        if layer is None:
+            return
+        layers = self.document.layers
+        i = layers.index(layer)
+        j = i + up
+        if 0 <= j < len(layers):
+            layers.move(i, j if j < i else j + 1)
+
+    def delete_selected(self) -> None:
+        """Delete the selected layer; Edit ▸ Undo brings it back. The last image layer cannot go."""
+        layer = self.selected_layer()
+        if layer is None or self._is_last_image(layer):
+            return
+        self.undo_stack.push(RemoveLayer(self.document, layer))

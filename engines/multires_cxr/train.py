@@ -1,0 +1,202 @@
+"""Train the multi-resolution CXR network on prepared arrays (torch + numpy only).
+
+Usage::
+
+    python -m engines.multires_cxr.train --data data/multires_cxr --config demo --steps 600 --out runs/demo
+    torchrun --nproc_per_node 4 -m engines.multires_cxr.train --data ... --config paper --steps 20000 --out ...
+
+``--data`` is the folder written by :mod:`prepare` (``<data>/<input_size>/train.npz``, or ``<data>/train.npz``).
+Only the *train* side is read. Loss: per-class binary cross-entropy on the LSE-LBA-pooled logits, with
+unknown labels (-1) masked out. Logs one JSON line per step to ``<out>/train_log.jsonl`` and writes
+``<out>/model.safetensors`` (fp16, the config in the file's metadata) and ``<out>/train_summary.json``.
+Under torchrun (``WORLD_SIZE`` set) it uses DDP: gloo on CPU, nccl on CUDA, a DistributedSampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from engines.multires_cxr.data import MEAN, STD
+from engines.multires_cxr.model import CONFIGS, MultiResConfig, MultiResCXR
+from engines.multires_cxr.weights_io import save_weights
+
+
+class CXRArrays(Dataset):
+    """Prepared arrays: item = (image float32 ``[1, S, S]`` normalised, labels float32 ``[14]`` with -1 unknown)."""
+
+    def __init__(self, npz: Path, limit: int | None = None) -> None:
+        d = np.load(npz)
+        self.images = torch.from_numpy(d["images"][:limit])
+        self.labels = torch.from_numpy(d["labels"][:limit].astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (self.images[i].float() / 255.0 - MEAN) / STD
+        return x[None], self.labels[i]
+
+
+def find_npz(data: Path, size: int, side: str) -> Path:
+    """``<data>/<size>/<side>.npz`` or ``<data>/<side>.npz``."""
+    for p in (data / str(size) / f"{side}.npz", data / f"{side}.npz"):
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"no {side}.npz for size {size} under {data}; run engines.multires_cxr.prepare")
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random affine (±7°, scale 0.9–1.1, shift ±6 %) and contrast/brightness jitter. ``[B,1,S,S]`` → same."""
+    b = x.shape[0]
+    ang = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(7)
+    sc = 1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.1
+    tx, ty = ((torch.rand(2, b, generator=gen) * 2 - 1) * 0.12)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = (0.0 - MEAN) / STD
+    x = F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
+    gain = 1 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * 0.15
+    bias = (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * 0.2
+    return x * gain + bias
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean BCE-with-logits over known labels. ``logits, labels [B, 14]`` (labels -1 = unknown) → scalar."""
+    known = (labels >= 0).float()
+    loss = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+    return (loss * known).sum() / known.sum().clamp(min=1.0)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Train multires_cxr (Yao et al. 2018).")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--r0", type=float, default=None, help="override the config's LSE-LBA r0")
+    ap.add_argument("--input-size", type=int, default=None, help="override the config's input size")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return ap.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> dict[str, object]:
+    """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    device = torch.device(args.device)
+    if distributed:
+        import torch.distributed as dist
+
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    base = CONFIGS[args.config]
+    over: dict[str, object] = {}
+    if args.r0 is not None:
+        over["r0"] = args.r0
+    if args.input_size is not None:
+        over["input_size"] = args.input_size
+    config = MultiResConfig.from_dict({**base.to_dict(), **over})
+    ds = CXRArrays(find_npz(args.data, config.input_size, "train"), args.limit)
+    sampler = (DistributedSampler(ds, shuffle=True, seed=args.seed) if distributed
+               else RandomSampler(ds, replacement=True, num_samples=10**9))
+    loader = DataLoader(ds, batch_size=args.batch_size, sampler=sampler, drop_last=len(ds) >= args.batch_size)
+    model: torch.nn.Module = MultiResCXR(config).to(device)
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    warm = max(1, min(20, args.steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "train_log.jsonl"
+    log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115
+    losses: list[float] = []
+    t0 = time.time()
+    step, epoch = 0, 0
+    net.train()
+    while step < args.steps:
+        if distributed:
+            sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        for x, y in loader:
+            if not args.no_augment:
+                x = augment(x, gen)
+            x, y = x.to(device), y.to(device)
+            logits, _ = net(x)
+            loss = masked_bce(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            if log is not None:
+                r = model.pool.r.detach()
+                rec = {"step": step, "loss": round(losses[-1], 6), "lr": sched.get_last_lr()[0],
+                       "r_mean": round(float(r.mean()), 4), "time_s": round(time.time() - t0, 2)}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                if step % 10 == 0 or step == 1:
+                    print(json.dumps(rec), flush=True)
+            if step >= args.steps:
+                break
+        epoch += 1
+    summary: dict[str, object] = {
+        "steps": step, "batch_size": args.batch_size, "world_size": world, "config": config.to_dict(),
+        "lr": args.lr, "augment": not args.no_augment, "seed": args.seed,
+        "train_images": len(ds), "time_s": round(time.time() - t0, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+                    if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "command": "python -m engines.multires_cxr.train " + " ".join(sys.argv[1:]),
+        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+    }
+    if rank == 0:
+        assert log is not None
+        log.close()
+        save_weights(model, args.out / "model.safetensors", config,
+                     {"steps": str(step), "engine": "multires_cxr"})
+        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    summary["losses"] = losses
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = train(parse_args(argv))
+    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

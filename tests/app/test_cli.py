@@ -1,0 +1,69 @@
+"""The command line as a user scripts it: screenshots, conversion, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lucent(*args, timeout=120):
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_screenshot_of_demo_study(tmp_path):
+    out = tmp_path / "demo.png"
+    proc = lucent("--screenshot", out, "--size", "640x640", "--preset", "mediastinum")
+    assert proc.returncode == 0, proc.stderr
+    from PIL import Image
+
+    img = np.asarray(Image.open(out).convert("L"))
+    assert img.shape == (640, 640)
+    assert img.std() > 20  # an image, not a blank canvas
+
+
+def test_screenshot_single_layout_and_slice(tmp_path, shared_data):
+    out = tmp_path / "flair.png"
+    flair = shared_data / "brain_mri/brats_2013_pat0001_1/Flair_subtrMeanDivStd.nii.gz"
+    proc = lucent(flair, "--screenshot", out, "--layout", "single", "--slice", 80, "--size", "400x400")
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 1000
+    bad = lucent(flair, "--screenshot", out, "--slice", 999)
+    assert bad.returncode == 2 and "between 1 and 155" in bad.stderr
+
+
+@pytest.mark.parametrize("content", [b"hello, this is not an image\n", b""])
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, content):
+    bad = tmp_path / "notes.txt"
+    bad.write_bytes(content)
+    before = bad.read_bytes()
+    proc = lucent(bad, "--screenshot", tmp_path / "x.png")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert bad.read_bytes() == before
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    proc = lucent(tmp_path / "nope.dcm", "--screenshot", tmp_path / "x.png")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = lucent("convert", tmp_path / "empty", tmp_path / "x.nii.gz")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_convert_ct_series_matches_dcm2niix(tmp_path, shared_data):
+    out = tmp_path / "ct.nii.gz"
+    proc = lucent("convert", shared_data / "dicom/ct_series", out)
+    assert proc.returncode == 0, proc.stderr
+    ours = nib.load(out)
+    ref = nib.load(shared_data / "dicom/ct_series_dcm2niix/ct_series.nii.gz")
+    np.testing.assert_allclose(ours.affine, ref.affine, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(ref.dataobj))

@@ -1,0 +1,96 @@
+"""Layer panel: controls change the layers (and so the views); delete is undoable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QUndoStack
+
+from app.panels.layer_panel import LayerPanel
+from viewer.model import Document, HeatmapLayer, LabelsLayer, Volume
+from viewer.views.study_view import StudyView
+
+
+@pytest.fixture
+def doc():
+    rng = np.random.default_rng(0)
+    d = Document(Volume(rng.integers(0, 100, (8, 32, 32)).astype(np.int16), np.diag([1, 1, 2, 1.0])), name="ct")
+    heat = Volume(rng.random((4, 16, 16)).astype(np.float32), np.diag([2, 2, 4, 1.0]))
+    d.add_layer(HeatmapLayer(name="saliency", volume=heat, legend="saliency"))
+    d.add_layer(LabelsLayer(name="mask", volume=Volume((rng.random((8, 32, 32)) > 0.7).astype(np.uint8),
+                                                       np.diag([1, 1, 2, 1.0]))))
+    return d
+
+
+@pytest.fixture
+def panel(qtbot, doc):
+    stack = QUndoStack()
+    p = LayerPanel(stack)
+    p.undo_stack_ref = stack
+    qtbot.addWidget(p)
+    p.set_document(doc)
+    return p
+
+
+def test_lists_layers_top_first(panel):
+    names = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert names == ["mask", "saliency", "ct"]
+
+
+def test_controls_change_the_selected_layer(panel, doc):
+    panel.list.setCurrentRow(1)  # saliency
+    heat = doc.layers[1]
+    panel.opacity.setValue(30)
+    assert heat.opacity == pytest.approx(0.3)
+    panel.colormap.setCurrentText("jet")
+    assert heat.colormap == "jet"
+    panel.threshold_on.setChecked(True)
+    panel.threshold.setValue(0.4)
+    assert heat.threshold == pytest.approx(0.4)
+    panel.high.setValue(0.8)
+    assert heat.value_range == (0.0, 0.8)
+    panel.toggle_selected()
+    assert not heat.visible
+    assert panel.list.item(1).checkState() == Qt.CheckState.Unchecked
+
+
+def test_outline_only_for_labels(panel, doc):
+    panel.list.setCurrentRow(0)
+    assert panel.outline.isEnabled() and not panel.low.isEnabled()
+    panel.outline.setChecked(True)
+    assert doc.layers[2].outline
+
+
+def test_delete_undo_redo_and_last_image_is_kept(panel, doc):
+    panel.list.setCurrentRow(0)
+    panel.delete_selected()
+    assert [la.name for la in doc.layers] == ["ct", "saliency"]
+    panel.undo_stack_ref.undo()
+    assert [la.name for la in doc.layers] == ["ct", "saliency", "mask"]
+    panel.undo_stack_ref.redo()
+    panel.list.setCurrentRow(1)  # ct, the only image
+    panel.delete_selected()
+    assert [la.name for la in doc.layers] == ["ct", "saliency"]
+
+
+def test_reorder_and_rename(panel, doc):
+    panel.list.setCurrentRow(0)  # mask (top)
+    panel.move_selected(-1)
+    assert [la.name for la in doc.layers] == ["ct", "mask", "saliency"]
+    item = panel.list.item(0)
+    item.setText("renamed")
+    assert doc.layers[2].name == "renamed"
+
+
+def test_views_follow_layer_changes(qtbot, doc, panel):
+    view = StudyView(doc, layout="single")
+    qtbot.addWidget(view)
+    axial = view.views["axial"]
+    item = axial.layer_images[1].item
+    panel.list.setCurrentRow(1)
+    panel.opacity.setValue(20)
+    assert item.opacity() == pytest.approx(0.2)
+    assert [cb.title for cb in axial.annotations.colorbars] == ["saliency"]
+    panel.toggle_selected()
+    assert not item.isVisible() and axial.annotations.colorbars == []

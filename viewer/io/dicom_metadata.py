@@ -1,0 +1,55 @@
+"""Facts from a DICOM header for ``Volume.metadata`` (strings and floats only, no pydicom objects)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+
+def _first(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str | bytes) and len(value) > 0:
+            return value[0]
+    except TypeError:
+        pass
+    return value
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        v = float(_first(value))
+    except (TypeError, ValueError):
+        return None
+    return v
+
+
+def dicom_metadata(ds: Dataset, source: str) -> dict[str, Any]:
+    """Metadata keys filled when present: window_center, window_width (first value, in output units),
+    series_description, patient_name, patient_id, study_date, series_uid, body_part, photometric, source,
+    warnings (an empty list, filled by the reader)."""
+    md: dict[str, Any] = {"source": source, "warnings": []}
+    wc = _float_or_none(ds.get("WindowCenter"))
+    ww = _float_or_none(ds.get("WindowWidth"))
+    if wc is not None and ww is not None and ww > 0:
+        md["window_center"], md["window_width"] = wc, ww
+    for key, kw in (
+        ("series_description", "SeriesDescription"),
+        ("patient_name", "PatientName"),
+        ("patient_id", "PatientID"),
+        ("study_date", "StudyDate"),
+        ("series_uid", "SeriesInstanceUID"),
+        ("body_part", "BodyPartExamined"),
+        ("photometric", "PhotometricInterpretation"),
+        ("study_description", "StudyDescription"),
+        ("study_uid", "StudyInstanceUID"),
+    ):
+        try:
+            value = ds.get(kw)
+        except Exception:  # noqa: BLE001 - a malformed optional element must not stop loading
+            value = None
+        if value not in (None, ""):
+            md[key] = str(value).strip()
+    return md
