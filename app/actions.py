@@ -15,6 +15,8 @@ class ActionSpec:
     tip: str = ""
 
 
+MENU_ORDER = ("File", "Edit", "View", "Tools", "Window", "Help")
+
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_file", "File", "&Open File…", "Ctrl+O", "Open a DICOM, NIfTI or image file"),
     ActionSpec("open_folder", "File", "Open &Folder…", "Ctrl+Shift+O", "Scan a folder for DICOM series"),
@@ -28,6 +30,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
     ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),
     ActionSpec("toggle_crosshair", "View", "Show &Crosshair", "C"),
+    ActionSpec("tool_crosshair", "Tools", "&Crosshair (navigate)", "Esc"),
+    ActionSpec("tool_ruler", "Tools", "&Ruler (mm)", "M"),
+    ActionSpec("tool_ellipse", "Tools", "&Ellipse ROI (mean/std/area)", "O"),
+    ActionSpec("tool_arrow", "Tools", "&Arrow", "A"),
+    ActionSpec("tool_text", "Tools", "&Text", "T"),
+    ActionSpec("delete_annotations", "Tools", "Delete Annotations on This &Slice", "Del"),
     ActionSpec("about", "Help", "&About Lucent"),
 )
 

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QListWidget,
     QMainWindow,
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 import viewer.views  # noqa: F401  (configures pyqtgraph once)
-from app.actions import ACTIONS
+from app.actions import ACTIONS, MENU_ORDER
 from app.loading import DEMO_STUDY, open_document
 from app.panels.layer_panel import LayerPanel
 from app.screenshot import save_widget_png
@@ -33,6 +34,34 @@ from viewer.model.window_level import window_for
 from viewer.views.study_view import StudyView
 
 DISCLAIMER = "Research software — not for clinical use."
+TOOLS = ("crosshair", "ruler", "ellipse", "arrow", "text")
+
+
+class AddAnnotation(QUndoCommand):
+    def __init__(self, document: Document, annotation) -> None:
+        super().__init__(f"Add {annotation.kind}")
+        self.document, self.annotation = document, annotation
+
+    def redo(self) -> None:
+        self.document.annotations.append(self.annotation)
+
+    def undo(self) -> None:
+        self.document.annotations.remove(self.annotation)
+
+
+class RemoveAnnotations(QUndoCommand):
+    def __init__(self, document: Document, annotations: list) -> None:
+        super().__init__(f"Delete {len(annotations)} annotation(s)")
+        self.document, self.annotations = document, annotations
+        self.indices = [document.annotations.index(a) for a in annotations]
+
+    def redo(self) -> None:
+        for a in self.annotations:
+            self.document.annotations.remove(a)
+
+    def undo(self) -> None:
+        for i, a in sorted(zip(self.indices, self.annotations, strict=True), key=lambda t: t[0]):
+            self.document.annotations.insert(i, a)
 
 
 class SeriesPicker(QDialog):
@@ -92,7 +121,7 @@ class MainWindow(QMainWindow):
 
     # ---- menus ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
-        menus = {}
+        menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_ORDER}
         for spec in ACTIONS:
             menu = menus.get(spec.menu) or self.menuBar().addMenu(f"&{spec.menu}")
             menus[spec.menu] = menu
@@ -110,6 +139,15 @@ class MainWindow(QMainWindow):
         crosshair = self.actions_by_id["toggle_crosshair"]
         crosshair.setCheckable(True)
         crosshair.setChecked(True)
+        self.tool_group = QActionGroup(self)
+        toolbar = self.addToolBar("Tools")
+        toolbar.setObjectName("toolbar_tools")
+        for name in TOOLS:
+            action = self.actions_by_id[f"tool_{name}"]
+            action.setCheckable(True)
+            self.tool_group.addAction(action)
+            toolbar.addAction(action)
+        self.actions_by_id["tool_crosshair"].setChecked(True)
 
     def _preset_handler(self, action_id: str):
         name = action_id.removeprefix("preset_")
@@ -177,6 +215,9 @@ class MainWindow(QMainWindow):
         assert self.document is not None
         self.study_view = StudyView(self.document, layout=self.layout_name)
         self.study_view.hovered.connect(self._readout.setText)
+        self.study_view.annotation_drawn.connect(self.add_annotation)
+        tool = self.current_tool()
+        self.study_view.set_tool(None if tool == "crosshair" else tool)
         self.setCentralWidget(self.study_view)
         self.study_view.primary.setFocus()
         self.on_toggle_crosshair()
@@ -226,6 +267,58 @@ class MainWindow(QMainWindow):
             from viewer.io import write_nifti
 
             write_nifti(self.document.base, path)
+
+    # ---- annotation tools ------------------------------------------------------------------------------
+    def set_tool(self, name: str) -> None:
+        """Current drawing tool for all views ("crosshair" to navigate)."""
+        self.actions_by_id[f"tool_{name}"].setChecked(True)
+        if self.study_view is not None:
+            self.study_view.set_tool(None if name == "crosshair" else name)
+
+    def on_tool_crosshair(self) -> None:
+        self.set_tool("crosshair")
+
+    def on_tool_ruler(self) -> None:
+        self.set_tool("ruler")
+
+    def on_tool_ellipse(self) -> None:
+        self.set_tool("ellipse")
+
+    def on_tool_arrow(self) -> None:
+        self.set_tool("arrow")
+
+    def on_tool_text(self) -> None:
+        self.set_tool("text")
+
+    def current_tool(self) -> str:
+        return next(n for n in TOOLS if self.actions_by_id[f"tool_{n}"].isChecked())
+
+    def ask_text(self, title: str) -> str | None:
+        text, ok = QInputDialog.getText(self, "Lucent", title)
+        return text if ok else None
+
+    def add_annotation(self, annotation) -> None:
+        """Add a drawn annotation (undoable); text and arrows ask for their label first."""
+        if self.document is None:
+            return
+        if annotation.kind in ("text", "arrow"):
+            text = self.ask_text("Label:" if annotation.kind == "arrow" else "Text:")
+            if text is None or (annotation.kind == "text" and not text.strip()):
+                return
+            annotation.text = text
+        self.undo_stack.push(AddAnnotation(self.document, annotation))
+
+    def on_delete_annotations(self) -> None:
+        """Delete the annotations shown on the focused (or axial) view's current slice."""
+        if self.document is None or self.study_view is None:
+            return
+        from viewer.model.annotations import on_slice
+
+        view = next((v for v in self.study_view.views.values() if v.hasFocus()), self.study_view.primary)
+        doomed = [a for a in self.document.annotations
+                  if on_slice(a, self.document.base, view.mapping, view.slice_index)]
+        if doomed:
+            self.undo_stack.push(RemoveAnnotations(self.document, doomed))
 
     def on_undo(self) -> None:
         self.undo_stack.undo()

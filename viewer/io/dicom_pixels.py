@@ -169,7 +169,7 @@ def _decode_error(h: DicomHeader, exc: Exception) -> LoadError:
         if "unsupported" in text or "not supported" in text or "no plugin" in text or "precision" in text:
             return unsupported(h)
         kind = getattr(exc, "type_name", type(exc).__name__)
-        return fail(h.path, f"cannot decode {h.transfer_syntax.name} pixel data ({kind})")
+        return fail(h.path, f"cannot decode {h.transfer_syntax.name} pixel data, the file may be corrupt ({kind})")
     return fail(h.path, f"corrupt pixel data ({type(exc).__name__})")
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from ..model.volume import LPS_FROM_RAS, Volume
-from .errors import add_warning, fail
+from .errors import LoadError, add_warning, fail
 from .memory import DEFAULT_RAM_FRACTION, check_fits_in_ram
 from .values import warn_non_finite
 
@@ -28,6 +29,8 @@ RGB_DTYPES = ("RGB", "RGBA")
 
 def read_nifti(path: Path, ram_fraction: float = DEFAULT_RAM_FRACTION) -> Volume:
     """Load ``path`` (opened read-only, not memory-mapped); raises LoadError with a one-line message."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return _read_unnamed(path, ram_fraction)
     try:
         img = nib.load(str(path), mmap=False)
     except PermissionError:
@@ -38,6 +41,27 @@ def read_nifti(path: Path, ram_fraction: float = DEFAULT_RAM_FRACTION) -> Volume
         raise fail(path, f"not a readable NIfTI file ({type(exc).__name__})") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise fail(path, "not a NIfTI file")
+    return _volume_from_image(path, img, ram_fraction)
+
+
+def _read_unnamed(path: Path, ram_fraction: float) -> Volume:
+    """A NIfTI-1 file whose name does not end in .nii/.nii.gz (nibabel guesses by name): read by content."""
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            holder = nib.FileHolder(fileobj=f)
+            img = nib.Nifti1Image.from_file_map({"header": holder, "image": holder})
+            return _volume_from_image(path, img, ram_fraction)
+    except LoadError:
+        raise
+    except PermissionError:
+        raise fail(path, "permission denied") from None
+    except Exception as exc:
+        raise fail(path, f"not a readable NIfTI file ({type(exc).__name__})") from None
+
+
+def _volume_from_image(path: Path, img, ram_fraction: float) -> Volume:
     shape = tuple(int(s) for s in img.shape)
     dtype = img.get_data_dtype()
     if len(shape) == 0 or any(s <= 0 for s in shape):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from psygnal import Signal
 
+from viewer.model.annotations import AnnotationList
 from viewer.model.layers import ImageLayer, Layer, LayerList
 from viewer.model.volume import Volume
 
@@ -18,6 +19,7 @@ class Document:
     Attributes:
         layers: bottom first; ``layers[0]`` is the base image that defines the display grid.
         crosshair: the linked cursor position in patient LPS mm, shared by all views.
+        annotations: rulers, ROIs, arrows and texts drawn on the study (patient LPS mm).
         source: where the study came from (path or description), for titles and recent files.
     """
 
@@ -25,6 +27,7 @@ class Document:
 
     def __init__(self, base: Volume, name: str = "image", source: str = "") -> None:
         self.layers = LayerList([ImageLayer(name=name, volume=base)])
+        self.annotations = AnnotationList()
         self.source = source
         self._crosshair = base.center_patient()
 

@@ -42,7 +42,10 @@ PRESETS: dict[str, WindowLevel] = {
 
 
 def auto_window(data: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> WindowLevel:
-    """A window spanning the ``low_pct``..``high_pct`` percentiles of the finite data (subsampled)."""
+    """A window spanning the ``low_pct``..``high_pct`` percentiles of the finite data (subsampled).
+
+    When more than a fifth of the voxels sit at the minimum (background), they are left out.
+    """
     flat = data.reshape(-1) if data.ndim else data
     step = max(1, flat.size // 2_000_000)
     sample = np.asarray(flat[::step])
@@ -50,6 +53,11 @@ def auto_window(data: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) 
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return WindowLevel(1.0, 0.5)
+    # a large uniform background (zero outside a skull-stripped brain, air padding) is not tissue
+    floor = sample.min()
+    at_floor = sample == floor
+    if 0.2 < at_floor.mean() < 1.0:
+        sample = sample[~at_floor]
     lo, hi = np.percentile(sample, [low_pct, high_pct])
     if hi <= lo:
         lo, hi = float(sample.min()), float(sample.max())

@@ -18,10 +18,12 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from viewer.model import colormaps
+from viewer.model.annotations import Annotation
 from viewer.model.document import Document
 from viewer.model.geometry import SliceMapping
 from viewer.model.layers import HeatmapLayer, ImageLayer
 from viewer.model.window_level import WindowLevel
+from viewer.views.annotation_items import AnnotationItems
 from viewer.views.annotations_overlay import ColorBar, ViewAnnotations
 from viewer.views.layer_items import LayerImage
 
@@ -46,7 +48,10 @@ class _SliceViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802
         if ev.button() == Qt.MouseButton.LeftButton:
-            self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
+            if self._view.tool == "text":
+                self._view.draw_annotation("text", [self.mapToView(ev.pos())])
+            else:
+                self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
             ev.accept()
         else:
             ev.ignore()
@@ -58,6 +63,14 @@ class _SliceViewBox(pg.ViewBox):
             ev.accept()
             delta = self.mapToView(ev.pos()) - self.mapToView(ev.lastPos())
             self.translateBy(x=-delta.x(), y=-delta.y())
+        elif button == Qt.MouseButton.LeftButton and self._view.tool in ("ruler", "ellipse", "arrow"):
+            ev.accept()
+            p0, p1 = self.mapToView(ev.buttonDownPos()), self.mapToView(ev.pos())
+            if ev.isFinish():
+                self._view.clear_preview()
+                self._view.draw_annotation(self._view.tool, [p0, p1])
+            else:
+                self._view.preview_annotation(self._view.tool, [p0, p1])
         elif button == Qt.MouseButton.LeftButton:
             ev.accept()
             self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
@@ -81,9 +94,12 @@ class SliceView(QWidget):
 
     Signals:
         hovered(str): read-out text (voxel index, patient mm, value) under the mouse.
+        annotation_drawn(Annotation): the user finished drawing with a tool (``tool`` = "ruler",
+            "ellipse", "arrow" or "text"; None = crosshair).
     """
 
     hovered = Signal(str)
+    annotation_drawn = Signal(object)  # Annotation, not yet in the Document: the app adds it (undoable)
 
     def __init__(self, document: Document, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,12 +124,16 @@ class SliceView(QWidget):
             line.setZValue(1000)
             self.viewbox.addItem(line, ignoreBounds=True)
         self.layer_images: list[LayerImage] = []
+        self.tool: str | None = None
+        self.annotation_items = AnnotationItems(self)
+        self._preview: list = []
         self._hover_scene: QPointF | None = None
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.viewbox.sigRangeChanged.connect(self._update_scale)
         document.crosshair_changed.connect(self._on_crosshair)
         self._connect_layer_list(True)
         document.layers.events.child_event.connect(self._on_layer_property)
+        document.annotations.events.connect(self._on_annotations)
         self._rebuild_layers()
         self.reset_zoom()
 
@@ -160,6 +180,7 @@ class SliceView(QWidget):
             self.document.crosshair_changed.disconnect(self._on_crosshair)
             self._connect_layer_list(False)
             self.document.layers.events.child_event.disconnect(self._on_layer_property)
+            self.document.annotations.events.disconnect(self._on_annotations)
         except (ValueError, RuntimeError):
             pass
         for li in self.layer_images:
@@ -194,7 +215,40 @@ class SliceView(QWidget):
         p = self.scene_of_screen(col, row)
         self.v_line.setPos(p.x())
         self.h_line.setPos(p.y())
+        self.annotation_items.refresh()
         self._update_texts()
+
+    def _on_annotations(self, *_args) -> None:
+        self.annotation_items.refresh()
+
+    # ---- annotation drawing -------------------------------------------------------------------------
+    def _patient_of_scene(self, pt: QPointF) -> np.ndarray:
+        col, row = self.screen_of_scene(pt)
+        return self.document.base.index_to_patient(self._mapping.screen_to_index(self.slice_index, col, row))
+
+    def _annotation(self, kind: str, scene_points: list[QPointF]) -> Annotation:
+        return Annotation(kind=kind, plane=self.plane,
+                          points=np.array([self._patient_of_scene(p) for p in scene_points]))
+
+    def preview_annotation(self, kind: str, scene_points: list[QPointF]) -> None:
+        """Show the annotation being drawn (not in the Document yet)."""
+        self.clear_preview()
+        self._preview = self.annotation_items.make(self._annotation(kind, scene_points))
+        for it in self._preview:
+            it.setZValue(950)
+            self.viewbox.addItem(it, ignoreBounds=True)
+
+    def clear_preview(self) -> None:
+        for it in self._preview:
+            self.viewbox.removeItem(it)
+        self._preview = []
+
+    def draw_annotation(self, kind: str, scene_points: list[QPointF]) -> None:
+        """Emit ``annotation_drawn`` for a finished drawing; zero-length shapes are dropped."""
+        a = self._annotation(kind, scene_points)
+        if kind != "text" and np.linalg.norm(a.points[1] - a.points[0]) < 1e-6:
+            return
+        self.annotation_drawn.emit(a)
 
     def _on_layer_property(self, _info=None) -> None:
         self._update_texts()

@@ -23,6 +23,7 @@ class StudyView(QWidget):
     """
 
     hovered = Signal(str)
+    annotation_drawn = Signal(object)
 
     def __init__(self, document: Document, layout: str = "mpr", plane: str = "axial",
                  parent: QWidget | None = None) -> None:
@@ -60,6 +61,7 @@ class StudyView(QWidget):
     def _add(self, plane: str, grid: QGridLayout, row: int, col: int) -> None:
         view = SliceView(self.document, plane, self)
         view.hovered.connect(self.hovered)
+        view.annotation_drawn.connect(self.annotation_drawn)
         self.views[plane] = view
         grid.addWidget(view, row, col)
 
@@ -76,6 +78,11 @@ class StudyView(QWidget):
     def primary(self) -> SliceView:
         """The view that keyboard scrolling and `--slice` address: axial, or the only view."""
         return self.views.get("axial") or next(iter(self.views.values()))
+
+    def set_tool(self, tool: str | None) -> None:
+        """Drawing tool for every view: "ruler", "ellipse", "arrow", "text" or None (crosshair)."""
+        for v in self.views.values():
+            v.tool = tool
 
     def reset_zoom(self) -> None:
         for v in self.views.values():
