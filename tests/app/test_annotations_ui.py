@@ -48,10 +48,11 @@ def test_text_needs_a_label_and_ellipse_shows_stats(window, monkeypatch):
     axial.draw_annotation("text", [axial.scene_of_screen(50, 50)])
     assert window.document.annotations[0].text == "liver lesion"
     axial.draw_annotation("ellipse", [axial.scene_of_screen(150, 200), axial.scene_of_screen(200, 250)])
+    axial.draw_annotation("arrow", [axial.scene_of_screen(300, 100), axial.scene_of_screen(250, 150)])
     texts = [it.textItem.toPlainText() for it in axial.annotation_items.items if hasattr(it, "textItem")]
     assert any(t.startswith("mean ") and "mm²" in t for t in texts)
     axial.setFocus()
     window.on_delete_annotations()
     assert len(window.document.annotations) == 0
     window.actions_by_id["undo"].trigger()
-    assert len(window.document.annotations) == 2
+    assert len(window.document.annotations) == 3

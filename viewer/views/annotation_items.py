@@ -67,7 +67,7 @@ class AnnotationItems:
             line = QGraphicsLineItem(pts[0].x(), pts[0].y(), pts[1].x(), pts[1].y())
             line.setPen(_pen())
             angle = np.degrees(np.arctan2(pts[0].y() - pts[1].y(), pts[0].x() - pts[1].x()))
-            head = pg.ArrowItem(pos=pts[1], angle=angle, headLen=14, tipAngle=35, pen=_pen(),
+            head = pg.ArrowItem(pos=(pts[1].x(), pts[1].y()), angle=angle, headLen=14, tipAngle=35, pen=_pen(),
                                 brush=pg.mkBrush(COLOUR))
             items = [line, head]
             if a.text:
