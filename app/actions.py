@@ -20,6 +20,8 @@ MENU_ORDER = ("File", "Edit", "View", "Tools", "Window", "Help")
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_file", "File", "&Open File…", "Ctrl+O", "Open a DICOM, NIfTI or image file"),
     ActionSpec("open_folder", "File", "Open &Folder…", "Ctrl+Shift+O", "Scan a folder for DICOM series"),
+    ActionSpec("save_workspace", "File", "&Save Workspace…", "Ctrl+S",
+               "Save layers, annotations and display state (.lucent)"),
     ActionSpec("export_screenshot", "File", "&Export Screenshot…", "Ctrl+E",
                "Save the views as PNG (no patient identifiers)"),
     ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),

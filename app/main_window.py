@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 import viewer.views  # noqa: F401  (configures pyqtgraph once)
 from app.actions import ACTIONS, MENU_ORDER
+from app.autosave import Autosaver, autosave_path
 from app.loading import DEMO_STUDY, open_document
 from app.panels.layer_panel import LayerPanel
 from app.screenshot import save_widget_png
@@ -110,6 +111,8 @@ class MainWindow(QMainWindow):
         self.layer_panel = LayerPanel(self.undo_stack)
         self._add_dock("Layers", self.layer_panel)
         self._build_menus()
+        self.autosaver = Autosaver(self)
+        self.autosaver.view_state = lambda: {"layout": self.layout_name}
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -164,6 +167,8 @@ class MainWindow(QMainWindow):
     # ---- opening ---------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path], remember: bool = True) -> bool:
         """Open ``paths`` (files/folders) as the current study. Errors are shown, never raised."""
+        if len(paths) == 1 and str(paths[0]).endswith(".lucent"):
+            return self.open_workspace(paths[0])
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             doc = open_document(paths, choose=self.choose_series)
@@ -177,12 +182,65 @@ class MainWindow(QMainWindow):
             QApplication.restoreOverrideCursor()
         if doc is None:
             return False
+        saved = autosave_path(doc.source, doc.base.metadata.get("series_uid"))
+        if saved.exists() and self._offer_restore(saved):
+            return True
         self.set_document(doc)
         if remember:
             self.settings.add_recent(paths[0])
         for warning in doc.base.metadata.get("warnings", []):
             self.statusBar().showMessage(f"Warning: {warning}", 15000)
         return True
+
+    def open_workspace(self, path: str | Path) -> bool:
+        """Open a saved workspace (.lucent): the study plus its layers, annotations and display state."""
+        from viewer.io.workspace import load_workspace
+
+        try:
+            doc, view = load_workspace(path)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return False
+        self.layout_name = view.get("layout", self.layout_name)
+        self.set_document(doc)
+        self.settings.add_recent(path)
+        return True
+
+    def _offer_restore(self, saved: Path) -> bool:
+        """If the autosave holds work (layers or annotations), ask whether to restore it."""
+        from viewer.io.workspace import read_workspace_state
+
+        try:
+            state = read_workspace_state(saved)
+        except LoadError:
+            return False
+        n_layers, n_ann = len(state["layers"]), len(state["annotations"])
+        if not (n_layers or n_ann):
+            return False
+        question = (f"Lucent kept your work on this study from {state['saved_at'].replace('T', ' ')}: "
+                    f"{n_layers} layer(s) and {n_ann} annotation(s). Restore it?")
+        return self.ask_restore(question) and self.open_workspace(saved)
+
+    def ask_restore(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Restore work?", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def on_save_workspace(self) -> None:
+        if self.document is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "study.lucent", "Lucent workspace (*.lucent)")
+        if path:
+            self.save_workspace(path)
+
+    def save_workspace(self, path: str | Path) -> None:
+        from viewer.io.workspace import save_workspace
+
+        save_workspace(self.document, path, view_state={"layout": self.layout_name})
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.autosaver.save_now()
+        super().closeEvent(event)
 
     def open_demo(self) -> bool:
         return self.open_paths([DEMO_STUDY], remember=False)
@@ -207,6 +265,7 @@ class MainWindow(QMainWindow):
         self.undo_stack.clear()
         self.document = doc
         self.layer_panel.set_document(doc)
+        self.autosaver.watch(doc)
         self._build_study_view()
         meta = doc.base.metadata
         self.setWindowTitle(f"Lucent — {meta.get('series_description') or Path(doc.source).name}")

@@ -115,11 +115,17 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
         limit: keep only the first ``limit`` images of each side (for quick tests).
     """
     rows = load_rows(data)
-    images01 = [normalise(read_png(data / "images" / r["filename"])) for r in rows]
+    cache: dict[str, np.ndarray] = {}
+
+    def image01(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = normalise(read_png(data / "images" / name))
+        return cache[name]
+
     if split_file.exists():
         split = json.loads(split_file.read_text())
     else:
-        split = make_split(data, rows, images01)
+        split = make_split(data, rows, [image01(r["filename"]) for r in rows])
         split_file.write_text(json.dumps(split, indent=1) + "\n")
     boxes = read_boxes(data)
     index = {r["filename"]: i for i, r in enumerate(rows)}
@@ -129,7 +135,7 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
             names = [n for n in split[side] if n in index][:limit]
             imgs, labs, masks, has_m, bmasks, has_b = [], [], [], [], [], []
             for name in names:
-                r, im = rows[index[name]], images01[index[name]]
+                r, im = rows[index[name]], image01(name)
                 imgs.append(np.round(resize_square(im, size) * 255).clip(0, 255).astype(np.uint8))
                 labs.append(map_labels(r["finding"], r["clinical_notes"]))
                 mpath = data / "lung_masks" / f"{Path(name).stem}_mask.png"

@@ -1,0 +1,48 @@
+"""Autosave: work on a study is written shortly after each change and offered back on reopening."""
+
+import numpy as np
+
+from app.main_window import MainWindow
+from app.settings import Settings
+from viewer.model import HeatmapLayer, Volume
+from viewer.model.annotations import Annotation
+
+
+def test_autosave_and_restore(qtbot, tmp_path, shared_data):
+    path = shared_data / "brain_mri/brats_2013_pat0005_1/Flair_subtrMeanDivStd.nii.gz"
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    assert win.open_paths([path])
+    doc = win.document
+    doc.annotations.append(Annotation("text", "axial", [doc.crosshair], text="oedema"))
+    heat = Volume(np.random.default_rng(0).random((10, 12, 12)).astype(np.float32),
+                  doc.base.affine @ np.diag([20, 20, 15.5, 1]))
+    doc.add_layer(HeatmapLayer(name="query · oedema", volume=heat))
+    saved = win.autosaver.path
+    qtbot.waitUntil(saved.exists, timeout=5000)
+    win.close()
+
+    # a new session (as after a crash): reopening the study offers the work back
+    win2 = MainWindow(Settings())
+    qtbot.addWidget(win2)
+    asked = []
+    win2.ask_restore = lambda q: asked.append(q) or True
+    assert win2.open_paths([path])
+    assert asked and "1 layer(s) and 1 annotation(s)" in asked[0]
+    assert [la.name for la in win2.document.layers][1:] == ["query · oedema"]
+    assert win2.document.annotations[0].text == "oedema"
+    np.testing.assert_allclose(win2.document.layers[1].volume.affine, heat.affine, atol=1e-4)
+
+
+def test_declining_restore_opens_plain_study(qtbot, tmp_path, shared_data):
+    path = shared_data / "brain_mri/brats_2013_pat0005_1/T1c_subtrMeanDivStd.nii.gz"
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    win.open_paths([path])
+    win.document.annotations.append(Annotation("text", "axial", [win.document.crosshair], text="x"))
+    win.autosaver.save_now()
+    win2 = MainWindow(Settings())
+    qtbot.addWidget(win2)
+    win2.ask_restore = lambda q: False
+    assert win2.open_paths([path])
+    assert len(win2.document.annotations) == 0
