@@ -25,6 +25,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("export_screenshot", "File", "&Export Screenshot…", "Ctrl+E",
                "Save the views as PNG (no patient identifiers)"),
     ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),
+    ActionSpec("export_layer", "File", "Export Selected &Layer as NIfTI…", "",
+               "Write the selected mask or heatmap on its own grid"),
     ActionSpec("quit", "File", "&Quit", "Ctrl+Q"),
     ActionSpec("undo", "Edit", "&Undo", "Ctrl+Z"),
     ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),

@@ -323,9 +323,7 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save as NIfTI", "image.nii.gz", "NIfTI (*.nii.gz *.nii)")
         if path:
-            from viewer.io import write_nifti
-
-            write_nifti(self.document.base, path)
+            self.export_layer(self.document.base_layer, path)
 
     # ---- annotation tools ------------------------------------------------------------------------------
     def set_tool(self, name: str) -> None:
@@ -384,6 +382,26 @@ class MainWindow(QMainWindow):
 
     def on_redo(self) -> None:
         self.undo_stack.redo()
+
+    def on_export_layer(self) -> None:
+        layer = self.layer_panel.selected_layer()
+        if layer is None:
+            return
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in layer.name)
+        path, _ = QFileDialog.getSaveFileName(self, "Export layer", f"{safe}.nii.gz", "NIfTI (*.nii.gz *.nii)")
+        if path:
+            self.export_layer(layer, path)
+
+    def export_layer(self, layer, path: str | Path) -> None:
+        """Write ``layer``'s volume (its own grid and affine) as NIfTI; errors are shown, not raised."""
+        from viewer.io import write_nifti
+
+        try:
+            write_nifti(layer.volume, path)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return
+        self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)
 
     def on_quit(self) -> None:
         self.close()

@@ -50,7 +50,11 @@ def build_series(out: Path, n: int, uncompressed: bool) -> Path:
     series_uid = generate_uid()
     for k in range(n):
         ds = src[k % len(src)]
-        ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1], f"{z0 + 2.0 * k:.2f}"]
+        ds.ImagePositionPatient = [
+            ds.ImagePositionPatient[0],
+            ds.ImagePositionPatient[1],
+            f"{z0 + 2.0 * k:.2f}",
+        ]
         ds.InstanceNumber = k + 1
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = generate_uid()
@@ -103,7 +107,7 @@ def run_child(kind: str, path: Path, repeat: int) -> dict | None:
         cwd=REPO,
     )
     if proc.returncode != 0:
-        print(f"  {kind} failed: {proc.stderr.strip().splitlines()[-1:] }", file=sys.stderr)
+        print(f"  {kind} failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -115,7 +119,9 @@ def run_dcm2niix(path: Path, repeat: int) -> dict | None:
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            subprocess.run([DCM2NIIX, "-z", "n", "-o", out, "-f", "x", str(path)], capture_output=True, check=True)
+            subprocess.run(
+                [DCM2NIIX, "-z", "n", "-o", out, "-f", "x", str(path)], capture_output=True, check=True
+            )
             times.append(time.perf_counter() - t0)
     return {"times": times}
 
@@ -146,7 +152,11 @@ def main() -> None:
     if not CT.is_dir():
         raise SystemExit(f"shared data not found at {DATA}")
     sitk_ok = have_sitk()
-    results: dict = {"cpu_cores": len(os.sched_getaffinity(0)), "load_avg_start": os.getloadavg(), "cases": {}}
+    results: dict = {
+        "cpu_cores": len(os.sched_getaffinity(0)),
+        "load_avg_start": os.getloadavg(),
+        "cases": {},
+    }
     with tempfile.TemporaryDirectory(prefix="lucent_bench_") as tmp:
         t0 = time.perf_counter()
         cases = {
@@ -179,7 +189,9 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'case':34} {'reader':10} {'cold s':>8} {'median s':>9} {'vs Lucent':>9} {'peak RSS MB':>12} {'data MB':>8}")
+    print(
+        f"\n{'case':34} {'reader':10} {'cold s':>8} {'median s':>9} {'vs Lucent':>9} {'peak RSS MB':>12} {'data MB':>8}"
+    )
     for name, case in results["cases"].items():
         base = case["lucent"]["median_s"] if case.get("lucent") else None
         for reader, res in case.items():
@@ -191,7 +203,9 @@ def print_table(results: dict) -> None:
             if res.get("children_peak_rss"):
                 rss += f" (+{res['children_peak_rss'] / 1e6:.0f}/worker)"
             data = f"{res['nbytes'] / 1e6:.0f}" if "nbytes" in res else "-"
-            print(f"{name:34} {reader:10} {res['cold_s']:8.3f} {res['median_s']:9.3f} {ratio:>9} {rss:>12} {data:>8}")
+            print(
+                f"{name:34} {reader:10} {res['cold_s']:8.3f} {res['median_s']:9.3f} {ratio:>9} {rss:>12} {data:>8}"
+            )
     if "note" in results:
         print(results["note"])
     print(f"load average: start {results['load_avg_start']}, end {results['load_avg_end']}")

@@ -124,7 +124,9 @@ def _run_on_worker(tasks: list) -> object:
     return result
 
 
-def decode_in_processes(jobs: Sequence[tuple[DicomHeader, int]], sink: Callable[[int, np.ndarray], None]) -> None:
+def decode_in_processes(
+    jobs: Sequence[tuple[DicomHeader, int]], sink: Callable[[int, np.ndarray], None]
+) -> None:
     """Decode ``jobs`` = [(header, frame index)] in worker processes; ``sink(job_no, array)`` stores each.
 
     Raises LoadError for undecodable frames and WorkerFailed when a worker dies.

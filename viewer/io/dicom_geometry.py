@@ -43,7 +43,9 @@ class StackGeometry:
     warnings: list[str] = field(default_factory=list)
 
 
-def in_plane_affine(orientation: np.ndarray, spacing_rc: tuple[float, float], origin: np.ndarray) -> np.ndarray:
+def in_plane_affine(
+    orientation: np.ndarray, spacing_rc: tuple[float, float], origin: np.ndarray
+) -> np.ndarray:
     """Affine with i, j columns from the cosines × spacing; k column = unit normal (1 mm); LPS mm."""
     row_cos, col_cos = orientation[:3], orientation[3:]
     aff = np.eye(4)

@@ -7,6 +7,7 @@ can later be read or decoded without parsing the header again.
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydicom.uid import UID
 
 from .errors import LoadError, fail
 
+HEAD_BYTES = 1 << 16
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 
 
@@ -71,12 +73,13 @@ class DicomHeader:
 def read_header(path: Path) -> DicomHeader:
     """Parse ``path``'s header; raise LoadError when it is not a readable DICOM file."""
     try:
-        with open(path, "rb") as fp:
-            try:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
-                raise fail(path, f"corrupt or truncated DICOM header ({type(exc).__name__})") from None
-            pixel_offset, keyword = _pixel_value_offset(fp, ds)
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)  # one read; most headers end well inside it and parse from memory
+            parsed = _parse(io.BytesIO(head), path, complete=len(head) < HEAD_BYTES)
+            if parsed is None:  # header longer than the first read (big multi-frame): parse from disk
+                f.seek(0)
+                parsed = _parse(f, path, complete=True)
+        ds, pixel_offset, keyword = parsed
     except PermissionError:
         raise fail(path, "permission denied") from None
     except FileNotFoundError:
@@ -86,6 +89,20 @@ def read_header(path: Path) -> DicomHeader:
     except OSError as exc:
         raise fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
     return _record(path, ds, pixel_offset, keyword)
+
+
+def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | None:
+    """dcmread + pixel offset; None when ``fp`` holds only part of a longer file and that was not enough."""
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        pixel_offset, keyword = _pixel_value_offset(fp, ds)
+    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+        if not complete:
+            return None
+        raise fail(path, f"corrupt or truncated DICOM header ({type(exc).__name__})") from None
+    if pixel_offset is None and not complete:
+        return None
+    return ds, pixel_offset, keyword
 
 
 def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> DicomHeader:

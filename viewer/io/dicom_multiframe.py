@@ -49,12 +49,16 @@ def build_multiframe_volume(h: DicomHeader) -> Volume:
     positions, orientations = [], []
     spacing = None
     for f in range(h.frames):
-        slope = _float(_frame_value(per[f], shared, "PixelValueTransformationSequence", "RescaleSlope"), h.slope)
+        slope = _float(
+            _frame_value(per[f], shared, "PixelValueTransformationSequence", "RescaleSlope"), h.slope
+        )
         inter = _float(
             _frame_value(per[f], shared, "PixelValueTransformationSequence", "RescaleIntercept"), h.intercept
         )
         frame_headers.append(dataclasses.replace(h, slope=slope or 1.0, intercept=inter))
-        positions.append(_vector(_frame_value(per[f], shared, "PlanePositionSequence", "ImagePositionPatient"), 3))
+        positions.append(
+            _vector(_frame_value(per[f], shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        )
         orientations.append(
             _orientation(_frame_value(per[f], shared, "PlaneOrientationSequence", "ImageOrientationPatient"))
         )
@@ -68,7 +72,9 @@ def build_multiframe_volume(h: DicomHeader) -> Volume:
 
     warnings: list[str] = []
     have_positions = all(p is not None for p in positions) and all(o is not None for o in orientations)
-    same_orientation = have_positions and all(np.allclose(o, orientations[0], atol=1e-4) for o in orientations)
+    same_orientation = have_positions and all(
+        np.allclose(o, orientations[0], atol=1e-4) for o in orientations
+    )
     if same_orientation:
         if spacing is None:
             warnings.append("no PixelSpacing: 1 mm pixels assumed")
@@ -81,7 +87,9 @@ def build_multiframe_volume(h: DicomHeader) -> Volume:
     if have_positions and not same_orientation:
         warnings.append("frames have mixed orientations: shown as a frame stack without patient geometry")
     else:
-        warnings.append(f"no slice geometry in this {h.frames}-frame file: frames shown as a stack, 1 mm apart")
+        warnings.append(
+            f"no slice geometry in this {h.frames}-frame file: frames shown as a stack, 1 mm apart"
+        )
     jobs = [(frame_headers[f], f, f) for f in range(h.frames)]
     asm = assemble(jobs, h.frames)
     return finish_volume(asm, h, plain_affine(spacing), spacing is not None, warnings, str(h.path))

@@ -62,7 +62,10 @@ def plan_dtype(headers: list[DicomHeader]) -> DtypePlan:
     inters = {h.intercept for h in headers}
     if base.kind == "f" or h0.samples > 1:
         if slopes == {1.0} and inters == {0.0}:
-            return DtypePlan(base if base.itemsize <= 4 else np.dtype(np.float32), "keep" if base.itemsize <= 4 else "float")
+            return DtypePlan(
+                base if base.itemsize <= 4 else np.dtype(np.float32),
+                "keep" if base.itemsize <= 4 else "float",
+            )
         return DtypePlan(np.dtype(np.float32), "float")
     if slopes == {1.0} and inters == {0.0}:
         return DtypePlan(base, "keep")
@@ -169,7 +172,9 @@ def _decode_error(h: DicomHeader, exc: Exception) -> LoadError:
         if "unsupported" in text or "not supported" in text or "no plugin" in text or "precision" in text:
             return unsupported(h)
         kind = getattr(exc, "type_name", type(exc).__name__)
-        return fail(h.path, f"cannot decode {h.transfer_syntax.name} pixel data, the file may be corrupt ({kind})")
+        return fail(
+            h.path, f"cannot decode {h.transfer_syntax.name} pixel data, the file may be corrupt ({kind})"
+        )
     return fail(h.path, f"corrupt pixel data ({type(exc).__name__})")
 
 

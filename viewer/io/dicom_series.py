@@ -107,7 +107,9 @@ def finish_volume(
         add_warning(md, w)
     warn_non_finite(array, md)
     rgb = h0.samples > 1
-    return Volume(array=array, affine=affine, modality=h0.modality, metadata=md, spacing_known=spacing_known, rgb=rgb)
+    return Volume(
+        array=array, affine=affine, modality=h0.modality, metadata=md, spacing_known=spacing_known, rgb=rgb
+    )
 
 
 def _slice_thickness(h: DicomHeader) -> float:

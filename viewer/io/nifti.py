@@ -49,7 +49,7 @@ def _read_unnamed(path: Path, ram_fraction: float) -> Volume:
     try:
         with open(path, "rb") as raw:
             gz = raw.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
             holder = nib.FileHolder(fileobj=f)
             img = nib.Nifti1Image.from_file_map({"header": holder, "image": holder})
             return _volume_from_image(path, img, ram_fraction)
@@ -68,7 +68,9 @@ def _volume_from_image(path: Path, img, ram_fraction: float) -> Volume:
         raise fail(path, f"NIfTI header has an empty image shape {shape}")
     spatial = shape[:3]
     nbytes = int(np.prod(spatial, dtype=np.float64)) * dtype.itemsize
-    too_big = check_fits_in_ram(nbytes, f"NIfTI header for {'×'.join(map(str, spatial))} {dtype.name} voxels", ram_fraction)
+    too_big = check_fits_in_ram(
+        nbytes, f"NIfTI header for {'×'.join(map(str, spatial))} {dtype.name} voxels", ram_fraction
+    )
     if too_big:
         raise fail(path, too_big)
 

@@ -18,7 +18,14 @@ from ..model.volume import Volume
 from .errors import add_warning, fail
 from .values import warn_non_finite
 
-_GREY = {"L": np.uint8, "I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
+_GREY = {
+    "L": np.uint8,
+    "I;16": np.uint16,
+    "I;16L": np.uint16,
+    "I;16B": np.uint16,
+    "I": np.int32,
+    "F": np.float32,
+}
 
 
 def read_raster(path: Path) -> Volume:

@@ -50,8 +50,10 @@ def sniff(path: Path, head: bytes | None = None) -> Kind | None:
 
 
 def _is_nifti_header(head: bytes) -> bool:
-    return len(head) >= 348 and head[344:348] in (b"n+1\x00", b"ni1\x00") and (
-        struct.unpack("<i", head[:4])[0] == 348 or struct.unpack(">i", head[:4])[0] == 348
+    return (
+        len(head) >= 348
+        and head[344:348] in (b"n+1\x00", b"ni1\x00")
+        and (struct.unpack("<i", head[:4])[0] == 348 or struct.unpack(">i", head[:4])[0] == 348)
     )
 
 

@@ -33,7 +33,9 @@ def test_ct_series_loads_as_int16_hu(ct):
     assert ct.array.dtype == np.int16
     assert ct.modality == "CT"
     assert ct.array.min() == -1024
-    np.testing.assert_allclose(ct.spacing, (0.9765625, 0.9765625, 2.0), atol=1e-6)  # 2 mm from positions, not 3
+    np.testing.assert_allclose(
+        ct.spacing, (0.9765625, 0.9765625, 2.0), atol=1e-6
+    )  # 2 mm from positions, not 3
     md = ct.metadata
     assert md["warnings"] == []
     assert md["window_center"] == 40 and md["window_width"] == 300
@@ -127,7 +129,11 @@ def test_brain_mri_nifti(shared_data):
 
 @pytest.mark.parametrize(
     ("folder", "pattern", "n", "rgb"),
-    [("cxr/images", "*.png", 10, None), ("dermoscopy/images", "*.jpg", 8, True), ("head_ct/images", "*.png", 8, None)],
+    [
+        ("cxr/images", "*.png", 10, None),
+        ("dermoscopy/images", "*.jpg", 8, True),
+        ("head_ct/images", "*.png", 8, None),
+    ],
 )
 def test_raster_samples(shared_data, folder, pattern, n, rgb):
     for p in _sample((shared_data / folder).glob(pattern), n):
