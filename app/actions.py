@@ -32,6 +32,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),
     ActionSpec("layout_mpr", "View", "&MPR Layout (2×2)", "Ctrl+1"),
     ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
+    ActionSpec("compare", "View", "&Compare Overlays Side by Side…", "Ctrl+3",
+               "Show 2–4 overlays in linked viewports"),
     ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),
     ActionSpec("toggle_crosshair", "View", "Show &Crosshair", "C"),
     ActionSpec("tool_crosshair", "Tools", "&Crosshair (navigate)", "Esc"),

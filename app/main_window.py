@@ -88,6 +88,32 @@ class SeriesPicker(QDialog):
         return self.candidates[self.list.currentRow()]
 
 
+class ComparePicker(QDialog):
+    """Pick 2–4 overlay layers to compare side by side."""
+
+    def __init__(self, layers: list, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare overlays")
+        self.layers = layers
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Tick 2 to 4 overlays; each gets its own linked viewport."))
+        self.list = QListWidget()
+        for n, layer in enumerate(layers):
+            self.list.addItem(layer.name)
+            item = self.list.item(n)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if n >= len(layers) - 2 else Qt.CheckState.Unchecked)
+        lay.addWidget(self.list)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def chosen(self) -> list:
+        return [la for n, la in enumerate(self.layers)
+                if self.list.item(n).checkState() == Qt.CheckState.Checked]
+
+
 class MainWindow(QMainWindow):
     """Lucent's main window. ``document`` is the open study (None until one is opened)."""
 
@@ -272,7 +298,11 @@ class MainWindow(QMainWindow):
 
     def _build_study_view(self) -> None:
         assert self.document is not None
-        self.study_view = StudyView(self.document, layout=self.layout_name)
+        layout = self.layout_name if self.layout_name in ("mpr", "single") else "mpr"
+        self._install_view(StudyView(self.document, layout=layout))
+
+    def _install_view(self, view: QWidget) -> None:
+        self.study_view = view
         self.study_view.hovered.connect(self._readout.setText)
         self.study_view.annotation_drawn.connect(self.add_annotation)
         tool = self.current_tool()
@@ -417,6 +447,30 @@ class MainWindow(QMainWindow):
         if self.document is not None:
             self.study_view.detach()
             self._build_study_view()
+
+    def overlay_layers(self) -> list:
+        doc = self.document
+        return [] if doc is None else [la for la in doc.layers if la is not doc.base_layer]
+
+    def on_compare(self) -> None:
+        overlays = self.overlay_layers()
+        if len(overlays) < 2:
+            self.show_error("Compare needs at least two overlay layers (for example two engines' results).")
+            return
+        dlg = ComparePicker(overlays, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.compare_layers(dlg.chosen())
+
+    def compare_layers(self, layers: list) -> None:
+        """Replace the views by linked viewports, one per layer in ``layers`` (2–4)."""
+        from viewer.views.compare_view import CompareView
+
+        if not 2 <= len(layers) <= 4:
+            self.show_error("Choose between two and four overlays to compare.")
+            return
+        self.study_view.detach()
+        self.layout_name = "compare"
+        self._install_view(CompareView(self.document, [[la] for la in layers]))
 
     def on_reset_zoom(self) -> None:
         if self.study_view is not None:

@@ -94,3 +94,21 @@ def test_views_follow_layer_changes(qtbot, doc, panel):
     assert [cb.title for cb in axial.annotations.colorbars] == ["saliency"]
     panel.toggle_selected()
     assert not item.isVisible() and axial.annotations.colorbars == []
+
+
+def test_compare_view_links_viewports_and_splits_overlays(qtbot, doc):
+    from viewer.views.compare_view import CompareView
+
+    heat, mask = doc.layers[1], doc.layers[2]
+    view = CompareView(doc, [[heat], [mask]])
+    qtbot.addWidget(view)
+    view.resize(800, 400)
+    view.show()
+    left, right = view.viewports
+    shown = lambda v: [li.layer.name for li in v.layer_images if li.item.isVisible()]  # noqa: E731
+    assert shown(left) == ["ct", "saliency"] and shown(right) == ["ct", "mask"]
+    assert [cb.title for cb in left.annotations.colorbars] == ["saliency"] and right.annotations.colorbars == []
+    left.scroll(2)
+    assert right.slice_index == left.slice_index
+    left.viewbox.setRange(xRange=(5, 15), yRange=(5, 15), padding=0)
+    assert right.viewbox.viewRange()[0] == pytest.approx(left.viewbox.viewRange()[0])

@@ -82,3 +82,20 @@ def test_readout_under_mouse(window, qtbot):
     text = axial.readout_at_scene(axial.scene_of_screen(256, 256))
     assert "mm" in text and text.count("[") == 1
     assert axial.readout_at_scene(QPointF(-1000, -1000)) == ""
+
+
+def test_compare_two_engine_results_then_back_to_mpr(window):
+    from viewer.model import HeatmapLayer, Volume
+    from viewer.views.compare_view import CompareView
+
+    window.open_demo()
+    doc = window.document
+    window.on_compare()  # no overlays yet: a message, nothing changes
+    assert "two overlay" in window.last_error
+    for name in ("engine A · saliency", "engine B · saliency"):
+        doc.add_layer(HeatmapLayer(name=name, volume=Volume(np.zeros((5, 64, 64), np.float32),
+                                                            doc.base.affine @ np.diag([8, 8, 4, 1.0]))))
+    window.compare_layers(window.overlay_layers())
+    assert isinstance(window.study_view, CompareView) and len(window.study_view.viewports) == 2
+    window.actions_by_id["layout_mpr"].trigger()
+    assert set(window.study_view.views) == {"axial", "coronal", "sagittal"}

@@ -30,8 +30,10 @@ class LayerImage:
     covers [col·pw, (col+1)·pw] × [row·ph, (row+1)·ph] and its centre is at ((col+½)·pw, (row+½)·ph).
     """
 
-    def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int) -> None:
+    def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int, shown: bool = True) -> None:
+        """``shown=False`` keeps the layer hidden in this view whatever its ``visible`` (compare mode)."""
         self.layer = layer
+        self.shown = shown
         self.mapping = mapping
         order = 1 if isinstance(layer, HeatmapLayer) else 0
         self.sampler = OverlaySampler(base, layer.volume, mapping, order=order, fill=np.nan if order else 0)
@@ -57,7 +59,7 @@ class LayerImage:
             self._apply_visibility()
 
     def _apply_visibility(self) -> None:
-        self.item.setVisible(bool(self.layer.visible))
+        self.item.setVisible(bool(self.layer.visible) and self.shown)
         self.item.setOpacity(float(self.layer.opacity))
 
     def show_slice(self, slice_index: int) -> None:

@@ -101,10 +101,14 @@ class SliceView(QWidget):
     hovered = Signal(str)
     annotation_drawn = Signal(object)  # Annotation, not yet in the Document: the app adds it (undoable)
 
-    def __init__(self, document: Document, plane: str, parent: QWidget | None = None) -> None:
+    def __init__(self, document: Document, plane: str, parent: QWidget | None = None,
+                 only_layers: set[int] | None = None) -> None:
+        """``only_layers``: ids (``id(layer)``) of the overlays this view may show; None = all (compare mode
+        gives each view its own set; the base image is always shown)."""
         super().__init__(parent)
         self.document = document
         self.plane = plane
+        self.only_layers = only_layers
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(120, 120)
         self.graphics = pg.GraphicsView(self)
@@ -148,14 +152,18 @@ class SliceView(QWidget):
             self.viewbox.removeItem(li.item)
         base = self.document.base
         self._mapping = SliceMapping.for_volume(base, self.plane)
-        self.layer_images = [LayerImage(layer, base, self._mapping, z) for z, layer in
-                             enumerate(self.document.layers)]
+        self.layer_images = [LayerImage(layer, base, self._mapping, z, shown=self.shows(layer))
+                             for z, layer in enumerate(self.document.layers)]
         for li in self.layer_images:
             self.viewbox.addItem(li.item)
         self.annotations.letters = ({} if self.plane == "native"
                                     else self._mapping.edge_letters(base.affine))
         self.annotations.units = "mm" if base.spacing_known else "px"
         self._refresh()
+
+    def shows(self, layer) -> bool:
+        """Whether this view draws ``layer`` (when it is visible)."""
+        return self.only_layers is None or layer is self.document.base_layer or id(layer) in self.only_layers
 
     _LIST_SIGNALS = ("inserted", "removed", "moved", "changed", "reordered")
 
@@ -264,7 +272,11 @@ class SliceView(QWidget):
         win = self.document.base_layer.window
         a.bottom_left = f"W {win.width:.4g}  L {win.center:.4g}" if win else ""
         a.colorbars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
-                       for la in self.document.layers if isinstance(la, HeatmapLayer) and la.visible]
+                       for la in self.document.layers
+                       if isinstance(la, HeatmapLayer) and la.visible and self.shows(la)]
+        if self.only_layers is not None:
+            names = [la.name for la in self.document.layers if id(la) in self.only_layers]
+            a.top_left += "\n" + ", ".join(names)
         a.update()
 
     def _update_scale(self, *_args) -> None:
