@@ -24,6 +24,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Save layers, annotations and display state (.lucent)"),
     ActionSpec("export_screenshot", "File", "&Export Screenshot…", "Ctrl+E",
                "Save the views as PNG (no patient identifiers)"),
+    ActionSpec("copy_screenshot", "File", "&Copy Screenshot", "Ctrl+Shift+C",
+               "Copy the views with legend to the clipboard (no patient identifiers)"),
     ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),
     ActionSpec("export_layer", "File", "Export Selected &Layer as NIfTI…", "",
                "Write the selected mask or heatmap on its own grid"),

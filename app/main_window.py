@@ -9,6 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
@@ -27,7 +29,7 @@ from app.actions import ACTIONS, MENU_ORDER
 from app.autosave import Autosaver, autosave_path
 from app.loading import DEMO_STUDY, open_document
 from app.panels.layer_panel import LayerPanel
-from app.screenshot import save_widget_png
+from app.screenshot import compose_screenshot, save_widget_png
 from app.settings import Settings
 from viewer.io.errors import LoadError
 from viewer.model.document import Document
@@ -86,6 +88,30 @@ class SeriesPicker(QDialog):
 
     def chosen(self):
         return self.candidates[self.list.currentRow()]
+
+
+class ExportDialog(QDialog):
+    """Screenshot options: scale, the whole layout or the focused view, patient identifiers (off)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export screenshot")
+        lay = QVBoxLayout(self)
+        self.scale_box = QComboBox()
+        self.scale_box.addItems(["1×", "2×"])
+        lay.addWidget(QLabel("Scale"))
+        lay.addWidget(self.scale_box)
+        self.view_only = QCheckBox("Only the focused view (else the whole layout)")
+        self.include_patient = QCheckBox("Include patient name, ID and birth date")
+        lay.addWidget(self.view_only)
+        lay.addWidget(self.include_patient)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def scale(self) -> float:
+        return float(self.scale_box.currentIndex() + 1)
 
 
 class ComparePicker(QDialog):
@@ -338,15 +364,33 @@ class MainWindow(QMainWindow):
     def on_export_screenshot(self) -> None:
         if self.study_view is None:
             return
+        dlg = ExportDialog(self)
+        if dlg.exec() != QDialog.DialogCode.Accepted:
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", "lucent.png", "PNG (*.png)")
         if path:
-            self.save_screenshot(path)
+            self.save_screenshot(path, scale=dlg.scale(), include_patient=dlg.include_patient.isChecked(),
+                                 focused_view_only=dlg.view_only.isChecked())
 
-    def save_screenshot(self, path: str | Path) -> None:
-        """Save the study views (as on screen: letters, scale bar; no patient identifiers) as PNG."""
+    def save_screenshot(self, path: str | Path, scale: float = 1.0, include_patient: bool = False,
+                        focused_view_only: bool = False) -> None:
+        """Save the views as PNG with a legend footer (layers, engine provenance). Patient identifiers are
+        left out unless ``include_patient``."""
         if self.study_view is None:
             raise RuntimeError("no study is open")
-        save_widget_png(self.study_view, path)
+        save_widget_png(self._screenshot_widget(focused_view_only), path, self.document, scale, include_patient)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    def _screenshot_widget(self, focused_view_only: bool) -> QWidget:
+        if not focused_view_only:
+            return self.study_view
+        views = list(self.study_view.views.values())
+        return next((v for v in views if v.hasFocus()), self.study_view.primary)
+
+    def on_copy_screenshot(self) -> None:
+        if self.study_view is not None:
+            QApplication.clipboard().setImage(compose_screenshot(self.study_view, self.document))
+            self.statusBar().showMessage("Screenshot copied to the clipboard", 3000)
 
     def on_convert_nifti(self) -> None:
         if self.document is None:

@@ -8,15 +8,64 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.settings import atomic_write_bytes_from
 from viewer.model.document import Document
 
 
-def save_widget_png(widget: QWidget, path: str | Path) -> None:
-    """Grab ``widget`` (with its children) and write it to ``path`` as PNG, atomically."""
-    atomic_write_bytes_from(Path(path), lambda tmp: widget.grab().save(str(tmp), "PNG"))
+def save_widget_png(widget: QWidget, path: str | Path, doc: Document | None = None, scale: float = 1.0,
+                    include_patient: bool = False) -> None:
+    """Write ``widget`` (with children) to ``path`` as PNG, atomically; with ``doc``, a legend footer."""
+    image = compose_screenshot(widget, doc, scale, include_patient)
+    atomic_write_bytes_from(Path(path), lambda tmp: image.save(str(tmp), "PNG"))
+
+
+def legend_lines(doc: Document, include_patient: bool = False) -> list[str]:
+    """Footer text: the visible layers with their legends and provenance; patient facts only if asked."""
+    lines = []
+    for layer in reversed(list(doc.layers)):
+        if not layer.visible:
+            continue
+        extra = [t for t in (getattr(layer, "legend", ""), layer.provenance) if t]
+        lines.append(f"■ {layer.name}" + (f" — {'; '.join(extra)}" if extra else ""))
+    if include_patient:
+        md = doc.base.metadata
+        facts = [f"{label}: {md[key]}" for key, label in (("patient_name", "Patient"), ("patient_id", "ID"),
+                 ("patient_birth_date", "Born"), ("study_date", "Study date")) if md.get(key)]
+        if facts:
+            lines.append("  ".join(facts))
+    lines.append("Lucent — research software, not for clinical use.")
+    return lines
+
+
+def compose_screenshot(widget: QWidget, doc: Document | None = None, scale: float = 1.0,
+                       include_patient: bool = False) -> QImage:
+    """Render ``widget`` at ``scale`` (1×, 2×…) and, with ``doc``, append a legend footer below it."""
+    size = widget.size()
+    w, h = int(size.width() * scale), int(size.height() * scale)
+    pixmap = QPixmap(w, h)
+    pixmap.setDevicePixelRatio(scale)
+    pixmap.fill(QColor("black"))
+    widget.render(pixmap)
+    shot = pixmap.toImage()
+    if doc is None:
+        return shot
+    lines = legend_lines(doc, include_patient)
+    font = QFont()
+    font.setPixelSize(int(13 * scale))
+    line_h = int(18 * scale)
+    out = QImage(w, h + line_h * len(lines) + int(8 * scale), QImage.Format.Format_RGB32)
+    out.fill(QColor(20, 20, 20))
+    p = QPainter(out)
+    p.drawImage(0, 0, shot)
+    p.setFont(font)
+    p.setPen(QColor(230, 230, 230))
+    for n, line in enumerate(lines):
+        p.drawText(int(8 * scale), h + int(4 * scale) + (n + 1) * line_h - int(5 * scale), line)
+    p.end()
+    return out
 
 
 def render_study_png(doc: Document, path: str | Path, layout: str = "mpr", size: tuple[int, int] = (1024, 1024),
@@ -42,7 +91,7 @@ def render_study_png(doc: Document, path: str | Path, layout: str = "mpr", size:
         app.processEvents()
         view.reset_zoom()
         app.processEvents()
-        save_widget_png(view, path)
+        save_widget_png(view, path, doc)
     finally:
         view.detach()
         view.close()

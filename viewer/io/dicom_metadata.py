@@ -39,6 +39,7 @@ def dicom_metadata(ds: Dataset, source: str) -> dict[str, Any]:
         ("series_description", "SeriesDescription"),
         ("patient_name", "PatientName"),
         ("patient_id", "PatientID"),
+        ("patient_birth_date", "PatientBirthDate"),
         ("study_date", "StudyDate"),
         ("series_uid", "SeriesInstanceUID"),
         ("body_part", "BodyPartExamined"),

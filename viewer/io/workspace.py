@@ -35,7 +35,7 @@ from .errors import LoadError
 from .nifti_write import write_nifti
 
 VERSION = 1
-_COMMON = ("name", "visible", "opacity", "colormap")
+_COMMON = ("name", "visible", "opacity", "colormap", "provenance")
 _EXTRA = {"heatmap": ("value_range", "threshold", "units", "legend"), "labels": ("outline", "label_names"),
           "image": ()}
 _CLASSES: dict[str, type[Layer]] = {"heatmap": HeatmapLayer, "labels": LabelsLayer, "image": ImageLayer}

@@ -21,13 +21,18 @@ from viewer.model.window_level import WindowLevel, default_window
 @evented
 @dataclass(eq=False)
 class Layer:
-    """Common display state. ``opacity`` in [0, 1]."""
+    """Common display state. ``opacity`` in [0, 1].
+
+    ``provenance`` says where an overlay came from ("multires_cxr, weights sha256 1a2b3c4d…"), for legends
+    and exported screenshots; empty for images the user opened.
+    """
 
     name: str
     volume: Volume
     visible: bool = True
     opacity: float = 1.0
     colormap: str = "grey"
+    provenance: str = ""
 
     @property
     def kind(self) -> str:
