@@ -29,6 +29,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("convert_nifti", "File", "Save Image as &NIfTI…", "", "Write the open image as NIfTI"),
     ActionSpec("export_layer", "File", "Export Selected &Layer as NIfTI…", "",
                "Write the selected mask or heatmap on its own grid"),
+    ActionSpec("export_seg", "File", "Export Selected Mask as &DICOM-SEG…", "",
+               "Write the selected label mask as DICOM-SEG referencing the open DICOM series"),
     ActionSpec("quit", "File", "&Quit", "Ctrl+Q"),
     ActionSpec("undo", "Edit", "&Undo", "Ctrl+Z"),
     ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),

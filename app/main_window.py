@@ -477,6 +477,27 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)
 
+    def on_export_seg(self) -> None:
+        from viewer.model.layers import LabelsLayer
+
+        layer = self.layer_panel.selected_layer()
+        if not isinstance(layer, LabelsLayer):
+            self.show_error("Select a label mask layer to export as DICOM-SEG.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export DICOM-SEG", "segmentation.dcm", "DICOM (*.dcm)")
+        if path:
+            self.export_seg(layer, path)
+
+    def export_seg(self, layer, path: str | Path) -> None:
+        from viewer.io.dicom_seg import write_dicom_seg
+
+        try:
+            write_dicom_seg(layer.volume, self.document.base, path, layer.label_names, layer.name)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return
+        self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)
+
     def on_quit(self) -> None:
         self.close()
 

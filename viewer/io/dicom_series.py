@@ -83,7 +83,12 @@ def build_volume(
         if not spacing_known and h0.samples == 1:
             all_warnings.append("no physical pixel size in the file: distances are in pixels")
     asm = assemble(jobs, n_slots)
-    return finish_volume(asm, ordered[0], affine, spacing_known, all_warnings, source or str(h0.path))
+    volume = finish_volume(asm, ordered[0], affine, spacing_known, all_warnings, source or str(h0.path))
+    slice_files: list[str | None] = [None] * n_slots  # None: a blank slice filling a gap
+    for h, _frame, slot in jobs:
+        slice_files[slot] = str(h.path)
+    volume.metadata["slice_files"] = slice_files
+    return volume
 
 
 def finish_volume(
