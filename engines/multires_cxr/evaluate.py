@@ -3,7 +3,7 @@
 Usage::
 
     python -m engines.multires_cxr.evaluate --weights resources/weights/multires_cxr/model.safetensors \\
-        --data data/multires_cxr --out eval.json
+        --data data_prepared/multires_cxr --out eval.json
 
 Reports (the paper's metrics, as far as this data allows):
 
@@ -132,7 +132,7 @@ def format_table(res: dict[str, object]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Evaluate multires_cxr on the held-out split.")
     ap.add_argument("--weights", type=Path, default=Path("resources/weights/multires_cxr/model.safetensors"))
-    ap.add_argument("--data", type=Path, default=Path("data/multires_cxr"))
+    ap.add_argument("--data", type=Path, default=Path("data_prepared/multires_cxr"))
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default: next to the weights)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)

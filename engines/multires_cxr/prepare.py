@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m engines.multires_cxr.prepare --data ../shared/data/cxr --out data/multires_cxr --sizes 256
+    python -m engines.multires_cxr.prepare --data ../shared/data/cxr --out data_prepared/multires_cxr --sizes 256
 
 Writes ``<out>/<size>/{train,test}.npz`` with
 
@@ -160,7 +160,7 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr"))
-    ap.add_argument("--out", type=Path, default=Path("data/multires_cxr"))
+    ap.add_argument("--out", type=Path, default=Path("data_prepared/multires_cxr"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[256])
     ap.add_argument("--split-file", type=Path, default=SPLIT_FILE)
     args = ap.parse_args(argv)

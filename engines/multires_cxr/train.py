@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m engines.multires_cxr.train --data data/multires_cxr --config demo --steps 600 --out runs/demo
+    python -m engines.multires_cxr.train --data data_prepared/multires_cxr --config demo --steps 600 --out runs/demo
     torchrun --nproc_per_node 4 -m engines.multires_cxr.train --data ... --config paper --steps 20000 --out ...
 
 ``--data`` is the folder written by :mod:`prepare` (``<data>/<input_size>/train.npz``, or ``<data>/train.npz``).

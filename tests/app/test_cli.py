@@ -25,7 +25,7 @@ def test_screenshot_of_demo_study(tmp_path):
     from PIL import Image
 
     img = np.asarray(Image.open(out).convert("L"))
-    assert img.shape == (640, 640)
+    assert img.shape[1] == 640 and img.shape[0] > 640  # the views, then the legend footer
     assert img.std() > 20  # an image, not a blank canvas
 
 

@@ -46,9 +46,8 @@ def auto_window(data: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) 
 
     When more than a fifth of the voxels sit at the minimum (background), they are left out.
     """
-    flat = data.reshape(-1) if data.ndim else data
-    step = max(1, flat.size // 2_000_000)
-    sample = np.asarray(flat[::step])
+    step = max(1, data.size // 200_000)
+    sample = np.asarray(data.reshape(-1)[::step] if data.flags.c_contiguous else data.flat[::step])
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:

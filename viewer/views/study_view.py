@@ -6,7 +6,7 @@ whatever widget :meth:`set_3d_widget` gives it (the VTK view), and a plain panel
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from viewer.model.document import Document
@@ -26,11 +26,14 @@ class StudyView(QWidget):
     annotation_drawn = Signal(object)
 
     def __init__(self, document: Document, layout: str = "mpr", plane: str = "axial",
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, with_3d: bool = True) -> None:
+        """``with_3d``: fill the MPR layout's 3D slot with the VTK view, created just after the slice views
+        have painted (importing VTK takes ~0.5 s and must not delay the first frame)."""
         super().__init__(parent)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}")
         self.document = document
+        self._detached = False
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
@@ -57,6 +60,8 @@ class StudyView(QWidget):
             grid.setRowStretch(1, 1)
             grid.setColumnStretch(0, 1)
             grid.setColumnStretch(1, 1)
+            if with_3d:
+                QTimer.singleShot(0, self._create_3d)
 
     def _add(self, plane: str, grid: QGridLayout, row: int, col: int) -> None:
         view = SliceView(self.document, plane, self)
@@ -64,6 +69,13 @@ class StudyView(QWidget):
         view.annotation_drawn.connect(self.annotation_drawn)
         self.views[plane] = view
         grid.addWidget(view, row, col)
+
+    def _create_3d(self) -> None:
+        if self.slot_3d is None or not isinstance(self.slot_3d, QLabel) or self._detached:
+            return
+        from viewer.views.view3d import View3D
+
+        self.set_3d_widget(View3D(self.document, self))
 
     def set_3d_widget(self, widget: QWidget) -> None:
         """Put ``widget`` into the 3D slot of the MPR layout."""
@@ -89,5 +101,9 @@ class StudyView(QWidget):
             v.reset_zoom()
 
     def detach(self) -> None:
+        """Stop observing the Document and release the 3D view's render window."""
+        self._detached = True
         for v in self.views.values():
             v.detach()
+        if self.slot_3d is not None and hasattr(self.slot_3d, "shutdown"):
+            self.slot_3d.shutdown()

@@ -1,0 +1,285 @@
+"""View3D: the 3D view of a Document (volume rendering, label/heatmap surfaces, crosshair, slice planes).
+
+The scene itself — frames, transfer-function presets, camera presets — lives in
+:mod:`viewer.views.vtk_scene` (world frame = patient LPS mm). This module is only the Qt side:
+
+* **Interactive backend**: ``vtkmodules.qt.QVTKRenderWindowInteractor`` with VTK's trackball-camera style,
+  used when there is a real window system.
+* **Offscreen backend**: an offscreen ``vtkRenderWindow`` whose frames are copied into a plain QWidget,
+  used when the Qt platform is "offscreen" (tests, ``--screenshot``) or when ``interactive=False``. The
+  embedded QVTK widget renders black/noise on the offscreen platform, so it is never used there. Mouse:
+  left drag rotates (azimuth/elevation), right drag or the wheel zooms, middle or Shift+left drag pans,
+  double-click resets the camera.
+
+Importing this module does not import VTK (that costs about 0.2–0.5 s); VTK is imported by the first
+``View3D(...)`` or by :func:`preload`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+
+from viewer.model.document import Document
+
+if TYPE_CHECKING:
+    from viewer.views.vtk_scene import Scene3D
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("ct_bone", "ct_soft_tissue", "mr")
+CAMERAS = ("A", "P", "L", "R", "S", "I")
+
+ROTATE_DEG_PER_PX = 0.5
+ZOOM_PER_WHEEL_STEP = 1.15
+
+
+def preload() -> float:
+    """Import the VTK modules the 3D view needs (call after the first paint); returns seconds spent."""
+    import time
+
+    t = time.perf_counter()
+    from viewer.views import vtk_scene  # noqa: F401
+
+    return time.perf_counter() - t
+
+
+def offscreen_platform() -> bool:
+    """True when Qt draws to no real screen (``QT_QPA_PLATFORM=offscreen``, or no GUI application yet)."""
+    return QGuiApplication.platformName() in ("offscreen", "minimal", "")
+
+
+class _FrameCanvas(QWidget):
+    """Shows the offscreen backend's frames and turns mouse gestures into camera moves."""
+
+    resized = Signal(int, int)  # device pixels
+
+    def __init__(self, view: View3D) -> None:
+        super().__init__(view)
+        self._view = view
+        self._image: QImage | None = None
+        self._frame: np.ndarray | None = None  # keeps the QImage's buffer alive
+        self._last: QPointF | None = None
+        self._button = Qt.MouseButton.NoButton
+        self.setMinimumSize(64, 64)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+
+    def set_frame(self, rgb: np.ndarray) -> None:
+        """Show ``rgb`` (H, W, 3) uint8, top row first."""
+        self._frame = np.ascontiguousarray(rgb)
+        h, w, _ = self._frame.shape
+        self._image = QImage(self._frame.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        if self._image is not None:
+            p.drawImage(QRectF(self.rect()), self._image)
+        p.end()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        dpr = self.devicePixelRatioF()
+        self.resized.emit(round(self.width() * dpr), round(self.height() * dpr))
+        super().resizeEvent(event)
+
+    # ---- gestures ----------------------------------------------------------------------------------
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        self._last = ev.position()
+        self._button = ev.button()
+        if ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._button = Qt.MouseButton.MiddleButton
+        self._view._set_interacting(True)
+        ev.accept()
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        if self._last is None or self._view.scene is None:
+            return
+        pos = ev.position()
+        dpr = self.devicePixelRatioF()
+        dx, dy = (pos.x() - self._last.x()), (pos.y() - self._last.y())
+        self._last = pos
+        scene = self._view.scene
+        if self._button == Qt.MouseButton.LeftButton:
+            # the scene follows the hand: drag right turns the front to the right, drag down tips it down
+            scene.rotate(-dx * ROTATE_DEG_PER_PX, dy * ROTATE_DEG_PER_PX)
+        elif self._button == Qt.MouseButton.RightButton:
+            scene.zoom(1.01 ** (-dy))
+        elif self._button == Qt.MouseButton.MiddleButton:
+            scene.pan(dx * dpr, dy * dpr)
+        ev.accept()
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        self._last = None
+        self._button = Qt.MouseButton.NoButton
+        self._view._set_interacting(False)
+        ev.accept()
+
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        self._view.reset_camera()
+        ev.accept()
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:  # noqa: N802
+        steps = ev.angleDelta().y() / 120.0
+        if steps and self._view.scene is not None:
+            self._view.scene.zoom(ZOOM_PER_WHEEL_STEP ** steps)
+        ev.accept()
+
+
+class View3D(QWidget):
+    """3D view of ``document``: its base volume rendered, overlays as surfaces, crosshair and planes.
+
+    Args:
+        document: the study; the view follows its layers and crosshair and keeps no copy of them.
+        parent: Qt parent.
+        interactive: ``None`` picks the embedded QVTK widget when Qt has a real platform and the offscreen
+            backend otherwise; ``False`` forces the offscreen backend; ``True`` asks for the QVTK widget but
+            still falls back to offscreen on the "offscreen" Qt platform (where QVTK cannot draw).
+
+    Signals:
+        frame_rendered(): after each frame the offscreen backend has drawn and shown.
+    """
+
+    frame_rendered = Signal()
+
+    def __init__(self, document: Document, parent: QWidget | None = None,
+                 interactive: bool | None = None) -> None:
+        super().__init__(parent)
+        from viewer.views import vtk_scene  # lazy: VTK costs start-up time
+
+        self.document = document
+        self.interactive = bool(interactive is not False and not offscreen_platform())
+        if interactive and not self.interactive:
+            log.info("3D view: Qt platform %r cannot host the QVTK widget; rendering offscreen",
+                     QGuiApplication.platformName())
+        self._closed = False
+        self._pending = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._render_now)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self._vtk_widget = None
+        self._canvas: _FrameCanvas | None = None
+        self.scene: Scene3D | None = None
+        if self.interactive:
+            from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+            from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+            self._vtk_widget = QVTKRenderWindowInteractor(self)
+            layout.addWidget(self._vtk_widget)
+            window = self._vtk_widget.GetRenderWindow()
+            self.scene = vtk_scene.Scene3D(document, render_window=window, on_change=self.schedule_render)
+            interactor = window.GetInteractor()
+            interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+            interactor.SetDesiredUpdateRate(15.0)
+            interactor.SetStillUpdateRate(0.0001)
+            self._vtk_widget.Initialize()
+        else:
+            self._canvas = _FrameCanvas(self)
+            layout.addWidget(self._canvas)
+            self.scene = vtk_scene.Scene3D(document, on_change=self.schedule_render)
+            self._canvas.resized.connect(self._on_canvas_resized)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self.schedule_render()
+
+    # ---- public API --------------------------------------------------------------------------------
+    @property
+    def preset(self) -> str:
+        """Name of the base volume's transfer-function preset."""
+        return self.scene.preset if self.scene else ""
+
+    def set_preset(self, name: str) -> None:
+        """Transfer-function preset of the base volume: "ct_bone", "ct_soft_tissue" or "mr"."""
+        if self.scene:
+            self.scene.set_preset(name)
+
+    def set_camera(self, name: str) -> None:
+        """Camera preset: look from the patient's A(nterior), P, L(eft), R, S(uperior) or I side.
+
+        "A" looks at the face with S up (patient Left on screen right); "S" and "I" keep anterior up.
+        """
+        if self.scene:
+            self.scene.set_camera(name)
+
+    def reset_camera(self) -> None:
+        """Anterior view framing the whole base volume."""
+        if self.scene:
+            self.scene.reset_camera()
+
+    def show_planes(self, show: bool) -> None:
+        """Show or hide outlines of the axial, coronal and sagittal slices through the crosshair."""
+        if self.scene:
+            self.scene.show_planes(show)
+
+    def render_to_array(self) -> np.ndarray:
+        """Render now and return the frame as ``(H, W, 3)`` uint8 RGB, top row first (screenshots, tests)."""
+        if self.scene is None or self._closed:
+            raise RuntimeError("the 3D view is closed")
+        self._timer.stop()
+        self._pending = False
+        frame = self.scene.render_to_array()
+        if self._canvas is not None:
+            self._canvas.set_frame(frame)
+        return frame
+
+    def schedule_render(self) -> None:
+        """Ask for a new frame at the next turn of the event loop (several requests make one frame)."""
+        if self._closed:
+            return
+        self._pending = True
+        self._timer.start()
+
+    # ---- internals ---------------------------------------------------------------------------------
+    def _render_now(self) -> None:
+        if self._closed or not self._pending or self.scene is None:
+            return
+        self._pending = False
+        if self._vtk_widget is not None:
+            if self._vtk_widget.isVisible():
+                self._vtk_widget.GetRenderWindow().Render()
+            return
+        if self._canvas is not None:
+            self._canvas.set_frame(self.scene.render_to_array())
+            self.frame_rendered.emit()
+
+    def _on_canvas_resized(self, width: int, height: int) -> None:
+        if self.scene is not None and not self._closed:
+            self.scene.set_size(width, height)
+            self.schedule_render()
+
+    def _set_interacting(self, on: bool) -> None:
+        if self.scene is not None and not self._closed:
+            self.scene.set_interacting(on)
+            if not on:
+                self.schedule_render()  # one full-quality frame after the gesture
+
+    def shutdown(self) -> None:
+        """Stop following the Document and release VTK's window and OpenGL context (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._timer.stop()
+        app = QApplication.instance()
+        if app is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                app.aboutToQuit.disconnect(self.shutdown)
+        if self.scene is not None:
+            self.scene.close(finalize=self._vtk_widget is None)
+            if self._vtk_widget is not None:
+                self._vtk_widget.Finalize()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.shutdown()
+        super().closeEvent(event)
