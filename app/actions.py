@@ -20,6 +20,8 @@ MENU_ORDER = ("File", "Edit", "View", "Tools", "Window", "Help")
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_file", "File", "&Open File…", "Ctrl+O", "Open a DICOM, NIfTI or image file"),
     ActionSpec("open_folder", "File", "Open &Folder…", "Ctrl+Shift+O", "Scan a folder for DICOM series"),
+    ActionSpec("import_folder", "File", "&Import Folder into Study Browser…", "Ctrl+I",
+               "Index a folder of studies (files stay where they are)"),
     ActionSpec("save_workspace", "File", "&Save Workspace…", "Ctrl+S",
                "Save layers, annotations and display state (.lucent)"),
     ActionSpec("export_screenshot", "File", "&Export Screenshot…", "Ctrl+E",

@@ -5,6 +5,7 @@
     lucent convert PATH OUT.nii.gz [--series UID]      write the loaded volume as NIfTI
     lucent infer ...                                   batch AI inference (see ``lucent infer --help``)
     lucent convert-weights IN.pt OUT.safetensors       convert a PyTorch checkpoint safely
+    lucent import PATH... [--db FILE]                  index folders into the study browser
 
 Errors in headless modes print one line on stderr (no traceback) and exit non-zero: 2 for bad input,
 1 for anything else. ``LUCENT_DEBUG=1`` shows tracebacks.
@@ -30,7 +31,7 @@ class CliError(Exception):
 
 def _viewer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lucent", description="Lucent radiology viewer (research use only).",
-                                epilog="Sub-commands: convert, infer, convert-weights (each has --help).")
+                                epilog="Sub-commands: convert, infer, convert-weights, import (each has --help).")
     p.add_argument("paths", nargs="*", help="DICOM file or folder, NIfTI, PNG/JPEG/TIFF")
     p.add_argument("--screenshot", metavar="OUT.png", help="render offscreen to OUT.png and exit")
     p.add_argument("--layout", choices=("mpr", "single"), default="mpr")
@@ -113,6 +114,10 @@ def _gui(a: argparse.Namespace) -> int:
 def _run(argv: Sequence[str]) -> int:
     if argv and argv[0] == "convert":
         return _convert(argv[1:])
+    if argv and argv[0] == "import":
+        from app.browser.cli import main as import_main
+
+        return import_main(list(argv[1:]))
     if argv and argv[0] in ("infer", "convert-weights"):
         from engines import cli as engines_cli
 

@@ -162,6 +162,12 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.layer_panel = LayerPanel(self.undo_stack)
         self._add_dock("Layers", self.layer_panel)
+        from app.browser import StudyBrowser
+
+        self.browser = StudyBrowser(open_series=self.open_series,
+                                    hide_names=bool(self.settings.get("browser_hide_names", False)))
+        self.browser.hide_names_changed.connect(lambda on: self.settings.set("browser_hide_names", bool(on)))
+        self.browser_dock = self._add_dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._build_menus()
         self.autosaver = Autosaver(self)
         self.autosaver.view_state = lambda: {"layout": self.layout_name}
@@ -244,6 +250,29 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Warning: {warning}", 15000)
         return True
 
+    def open_series(self, paths: list, series_uid: str) -> bool:
+        """Open one indexed series (from the study browser) by its file list."""
+        from viewer.io.index import load_series
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            volume = load_series(paths, series_uid)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        source = str(Path(paths[0]).parent) if len(paths) > 1 else str(paths[0])
+        name = volume.metadata.get("series_description") or Path(source).name
+        self.set_document(Document(volume, name=str(name), source=source))
+        return True
+
+    def on_import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import folder into the study browser")
+        if folder:
+            self.browser_dock.show()
+            self.browser.import_paths([folder])
+
     def open_workspace(self, path: str | Path) -> bool:
         """Open a saved workspace (.lucent): the study plus its layers, annotations and display state."""
         from viewer.io.workspace import load_workspace
@@ -292,6 +321,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.autosaver.save_now()
+        self.browser.shutdown()
         super().closeEvent(event)
 
     def open_demo(self) -> bool:

@@ -58,7 +58,7 @@ import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers interactor style
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL render window)
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (registers volume mappers)
 from vtkmodules.util import numpy_support
-from vtkmodules.vtkCommonCore import vtkLookupTable, vtkPoints
+from vtkmodules.vtkCommonCore import vtkLogger, vtkLookupTable, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPiecewiseFunction, vtkPolyData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkPolyDataNormals, vtkWindowedSincPolyDataFilter
@@ -75,6 +75,9 @@ from vtkmodules.vtkRenderingCore import (
     vtkWindowToImageFilter,
 )
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
+
+# VTK's own warnings (an empty iso-level "has no data to smooth") are noise on a user's terminal; errors stay.
+vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
 
 PRESETS = ("ct_bone", "ct_soft_tissue", "mr")
 CAMERAS = ("A", "P", "L", "R", "S", "I")

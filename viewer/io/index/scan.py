@@ -8,9 +8,11 @@ open. Every problem becomes an :class:`Entry` with ``error`` set — reading nev
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -131,12 +133,41 @@ def read_entry(stat: FileStat) -> Entry:
     return Entry(stat, error="not a DICOM, NIfTI or image file")
 
 
-def _dicom_entry(stat: FileStat, fp) -> Entry:
+def _dicom_entry(stat: FileStat, fp: BinaryIO) -> Entry:
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=TAGS, force=True)
+        problem = _pixel_problem(fp, ds, stat.size)
+        if problem:
+            return Entry(stat, kind="dicom", error=problem)
         return _from_dataset(stat, ds)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt input; never crash an import
         return Entry(stat, kind="dicom", error=f"corrupt DICOM header ({type(exc).__name__})")
+
+
+def _pixel_problem(fp: BinaryIO, ds: Dataset, size: int) -> str | None:
+    """Why the file cannot be an image, judged at the position where ``stop_before_pixels`` stopped.
+
+    pydicom silently returns a partial dataset for a file cut inside its header, so the check is here: the
+    next element must be the pixel data, and its declared length must fit in the file.
+    """
+    pos = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return "DICOM header truncated, or no pixel data (not an image)"
+    implicit, little = ds.original_encoding
+    endian = ">" if little is False else "<"
+    group, elem = struct.unpack(endian + "HH", head[:4])
+    if group != 0x7FE0 or elem not in (0x0008, 0x0009, 0x0010):
+        return "DICOM header truncated, or no pixel data (not an image)"
+    if implicit:
+        length, start = struct.unpack(endian + "I", head[4:8])[0], pos + 8
+    else:
+        if len(head) < 12:
+            return "DICOM file truncated in its pixel data"
+        length, start = struct.unpack(endian + "I", head[8:12])[0], pos + 12
+    if length != 0xFFFFFFFF and start + length > size:
+        return "DICOM file truncated in its pixel data"
+    return None
 
 
 def _text(ds: Dataset, keyword: str) -> str:

@@ -1,0 +1,86 @@
+"""Turn an :class:`~engines.base.EngineResult` into new viewer layers and a sorted score list.
+
+Results always become *new* layers (DESIGN §4): names are "<engine title> · <overlay name>[ · <query>]",
+made unique against the layers already in the document ("… (2)") and among themselves, so nothing a user
+made is ever overwritten. Saliency and similarity maps become :class:`HeatmapLayer` (value range, colour map,
+legend, units); masks become :class:`LabelsLayer` with integer labels and their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from engines.base import Engine, EngineResult, Overlay
+from viewer.model.layers import HeatmapLayer, LabelsLayer, Layer
+from viewer.model.volume import Volume
+
+SEP = " · "
+
+
+def layer_name(engine: Engine, overlay: Overlay, query: str | None = None) -> str:
+    """"<engine title> · <overlay name>[ · <query>]" (the query is left out when the name already has it)."""
+    name = f"{engine.title}{SEP}{overlay.name}"
+    q = (query or "").strip()
+    if q and q not in overlay.name:
+        name += f"{SEP}{q}"
+    return name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})" in taken:
+        n += 1
+    return f"{name} ({n})"
+
+
+def _as_labels(volume: Volume) -> Volume:
+    """The mask with an integer dtype (bool → uint8, float → rounded int) on the same grid; no copy if int."""
+    a = volume.array
+    if a.dtype.kind in "iu":
+        return volume
+    arr = a.astype(np.uint8) if a.dtype == bool else np.rint(np.nan_to_num(a)).astype(np.int32)
+    return Volume(arr, volume.affine, volume.modality, dict(volume.metadata), volume.spacing_known, volume.rgb)
+
+
+def overlay_to_layer(engine: Engine, overlay: Overlay, name: str, provenance: str = "") -> Layer:
+    """One overlay → a heatmap layer (saliency, similarity) or a labels layer (mask)."""
+    if overlay.kind == "mask":
+        return LabelsLayer(name=name, volume=_as_labels(overlay.volume), colormap=overlay.colormap or "labels",
+                           provenance=provenance, label_names=dict(overlay.label_names))
+    lo, hi = (float(v) for v in overlay.value_range)
+    return HeatmapLayer(name=name, volume=overlay.volume, colormap=overlay.colormap or "inferno",
+                        provenance=provenance, value_range=(lo, hi), units=overlay.units,
+                        legend=overlay.legend or overlay.name)
+
+
+def result_to_layers(engine: Engine, result: EngineResult, query: str | None = None,
+                     existing: Iterable[str] | Iterable[Layer] = (), provenance: str | None = None) -> list[Layer]:
+    """New layers for every overlay of ``result``.
+
+    Args:
+        engine: the engine that produced it (its title prefixes the names).
+        result: the engine's result.
+        query: the text query, appended to the names of its overlays.
+        existing: names (or layers) already in the document; new names never collide with them.
+        provenance: text for legends/exports; default "<engine id> (<title>)".
+
+    Returns:
+        Layers in the result's overlay order, not yet added to any document.
+    """
+    taken: set[str] = {x if isinstance(x, str) else x.name for x in existing}
+    prov = provenance if provenance is not None else f"{engine.id} ({engine.title})"
+    layers: list[Layer] = []
+    for ov in result.overlays:
+        name = _unique(layer_name(engine, ov, query), taken)
+        taken.add(name)
+        layers.append(overlay_to_layer(engine, ov, name, prov))
+    return layers
+
+
+def sorted_scores(result: EngineResult) -> list[tuple[str, float]]:
+    """Class scores, highest first (ties by name), for a results panel's bar chart."""
+    return sorted(result.scores.items(), key=lambda kv: (-kv[1], kv[0]))
