@@ -28,6 +28,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
@@ -114,6 +115,7 @@ class _JobThread(QThread):
         super().__init__(parent)
         self.job = job
         self._last_emit = 0.0
+        self._device = ""
 
     def _progress(self, fraction: float, message: str = "") -> None:
         """The engine's progress callback: throttled, and a cancel point."""
@@ -137,16 +139,18 @@ class _JobThread(QThread):
     def _run(self) -> None:
         job = self.job
         try:
+            if "torch" not in sys.modules:
+                _preload_torch_libraries()
             from engines.device import configure_threads, pick_device, run_with_oom_fallback
 
             configure_threads()
             device = pick_device(job.device_preference, self._notice)
-            self.device_chosen.emit(job.id, str(device))
 
             def attempt(dev: object) -> EngineResult:
                 if job.cancel_event.is_set():
                     raise Cancelled()
-                self.device_chosen.emit(job.id, str(dev))
+                self._device = str(dev)
+                self.device_chosen.emit(job.id, self._device)
                 assert job.volume is not None
                 return job.engine.run(job.volume, job.query, device=str(dev), progress=self._progress,
                                       cancelled=job.is_cancel_requested)
@@ -179,9 +183,32 @@ class _JobThread(QThread):
         j = self.job
         shape = "×".join(map(str, j.volume.array.shape)) if j.volume is not None else "?"
         return (f"engine: {j.engine.id} ({j.engine.title})\nquery: {j.query or '—'}\n"
-                f"device: {j.device or j.device_preference}\ninput: {shape}"
+                f"device: {self._device or j.device_preference}\ninput: {shape}"
                 f"{' ' + j.volume.modality if j.volume is not None else ''}\n"
                 f"elapsed: {j.elapsed_s:.2f} s\n\n")
+
+
+def _preload_torch_libraries() -> None:
+    """dlopen torch's big native libraries without the GIL, so the later ``import torch`` holds it less.
+
+    ``ctypes.CDLL`` releases the GIL around ``dlopen``; loading ``libtorch_cpu`` (hundreds of MB, with its
+    static initialisers) that way keeps the GUI thread running during most of the cold torch import.
+    Only libraries that do not call into Python are preloaded; any failure is ignored (the import then
+    simply does the work itself).
+    """
+    import ctypes
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("torch")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        lib = Path(next(iter(spec.submodule_search_locations))) / "lib"
+        for name in ("libgomp.so.1", "libc10.so", "libtorch_cpu.so", "libtorch.so"):
+            if (lib / name).is_file():
+                ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
+    except (OSError, StopIteration, ValueError):
+        pass
 
 
 class JobRunner(QObject):
@@ -267,6 +294,7 @@ class JobRunner(QObject):
         """Import torch and set thread counts in a background thread, so the first job starts sooner."""
         if self._warm is None and "torch" not in sys.modules:
             def _load() -> None:
+                _preload_torch_libraries()
                 from engines.device import configure_threads
 
                 configure_threads()

@@ -170,24 +170,47 @@ def resample_to_grid(overlay: Volume, base: Volume, nearest: bool) -> np.ndarray
 
 
 def render_png(base: Volume, overlay: Overlay, path: Path) -> Path:
-    """Write ``overlay`` colour-mapped and blended (alpha 0.5) over the 2D ``base`` image as PNG."""
-    from PIL import Image
+    """Write ``overlay`` colour-mapped and blended over the 2D ``base`` image as PNG, with a legend strip.
+
+    Heatmaps: opacity grows with the value (0 at the low end of ``value_range``, 0.6 at the top), so the
+    image stays readable where the map is low. Masks: label colours at opacity 0.5. A 28 px strip below
+    the image shows the colour bar with its range and legend text (labels: the label names).
+    """
+    from PIL import Image, ImageDraw
 
     from viewer.model import colormaps
 
     img = _grey_uint8(base).astype(np.float32)
     is_mask = overlay.kind == "mask"
     values = resample_to_grid(overlay.volume, base, nearest=is_mask)
+    lo, hi = (float(v) for v in overlay.value_range)
+    name = overlay.colormap if overlay.colormap in colormaps.CONTINUOUS else "inferno"
     if is_mask:
         idx = np.clip(np.nan_to_num(values), 0, 255).astype(np.uint8)
         rgba = colormaps.lut("labels")[idx]
+        alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * OVERLAY_ALPHA
     else:
-        lo, hi = overlay.value_range
-        name = overlay.colormap if overlay.colormap in colormaps.CONTINUOUS else "inferno"
-        rgba = colormaps.apply(values, name, float(lo), float(hi))
-    alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * OVERLAY_ALPHA
+        rgba = colormaps.apply(values, name, lo, hi)
+        t = np.clip(np.nan_to_num((values - lo) / (hi - lo) if hi > lo else values * 0, nan=0.0), 0, 1)
+        alpha = (t * 0.6)[..., None].astype(np.float32)
     out = img * (1 - alpha) + rgba[..., :3].astype(np.float32) * alpha
-    Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB").save(path)
+    h, w = out.shape[:2]
+    canvas = Image.new("RGB", (w, h + 28), (0, 0, 0))
+    canvas.paste(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB"), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    if is_mask:
+        x = 4
+        for value, label in sorted(overlay.label_names.items()) or [(1, overlay.name)]:
+            draw.rectangle((x, h + 8, x + 10, h + 18), fill=colormaps.label_colour(int(value)))
+            draw.text((x + 14, h + 7), str(label), fill=(255, 255, 255))
+            x += 24 + 7 * len(str(label))
+    else:
+        bar_w = max(16, min(160, w // 3))
+        strip = colormaps.lut(name)[np.linspace(0, 255, bar_w).astype(np.uint8)][None, :, :3].repeat(10, 0)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(strip), "RGB"), (4, h + 9))
+        text = f"{lo:g}-{hi:g} {overlay.units}  {overlay.legend or overlay.name}".strip()
+        draw.text((bar_w + 10, h + 7), text, fill=(255, 255, 255))
+    canvas.save(path)
     return path
 
 
@@ -365,7 +388,9 @@ def infer(args: argparse.Namespace, stream: IO[str] | None = None) -> int:
             failures += 1
             bar.close()
             kind = "" if type(exc).__name__ == "LoadError" else f"{type(exc).__name__}: "
-            err.write(f"{PROG} infer: {path}: {kind}{_one_line(exc)}\n")
+            text = _one_line(exc)
+            where = "" if text.startswith(str(path)) else f"{path}: "
+            err.write(f"{PROG} infer: {where}{kind}{text}\n")
     bar.close()
     csv_name = "scores.csv" if world == 1 else f"scores.rank{rank}.csv"
     _write_csv(out_root / csv_name, rows)
