@@ -168,6 +168,12 @@ class MainWindow(QMainWindow):
                                     hide_names=bool(self.settings.get("browser_hide_names", False)))
         self.browser.hide_names_changed.connect(lambda on: self.settings.set("browser_hide_names", bool(on)))
         self.browser_dock = self._add_dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        from app.engine_controller import EngineController
+
+        self.engines = EngineController(self)
+        self._add_dock("Engines", self.engines.engines_panel)
+        self._add_dock("Results", self.engines.results_panel)
+        self.statusBar().addPermanentWidget(self.engines.job_status)  # stays visible during messages
         self._build_menus()
         self.autosaver = Autosaver(self)
         self.autosaver.view_state = lambda: {"layout": self.layout_name}
@@ -209,6 +215,9 @@ class MainWindow(QMainWindow):
             self.tool_group.addAction(action)
             toolbar.addAction(action)
         self.actions_by_id["tool_crosshair"].setChecked(True)
+        query_toolbar = self.addToolBar("Query")
+        query_toolbar.setObjectName("toolbar_query")
+        query_toolbar.addWidget(self.engines.query_bar)
 
     def _preset_handler(self, action_id: str):
         name = action_id.removeprefix("preset_")
@@ -322,6 +331,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.autosaver.save_now()
         self.browser.shutdown()
+        self.engines.runner.shutdown()
         super().closeEvent(event)
 
     def open_demo(self) -> bool:
@@ -348,6 +358,7 @@ class MainWindow(QMainWindow):
         self.document = doc
         self.layer_panel.set_document(doc)
         self.autosaver.watch(doc)
+        self.engines.set_document(doc)
         self._build_study_view()
         meta = doc.base.metadata
         self.setWindowTitle(f"Lucent — {meta.get('series_description') or Path(doc.source).name}")

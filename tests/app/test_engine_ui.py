@@ -1,0 +1,89 @@
+"""A radiologist's story in the window: open a chest radiograph, run an engine from the Engines panel,
+see class scores and new heatmap layers with colour bars; cancel; errors in plain words."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.main_window import MainWindow
+from app.settings import Settings
+from engines import registry
+from tests.engines.toy_engine import ToyEngine
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    win.resize(1100, 800)
+    win.show()
+    yield win
+    win.engines.runner.shutdown()
+
+
+def cxr(shared_data):
+    return sorted((shared_data / "cxr/images").glob("*.png"))[0]
+
+
+def test_multires_cxr_from_the_engines_panel(window, qtbot, shared_data):
+    assert window.open_paths([cxr(shared_data)])
+    panel = window.engines.engines_panel
+    ids = [e.id for e in panel.engines]
+    assert "multires_cxr" in ids
+    panel.list.setCurrentRow(ids.index("multires_cxr"))
+    assert "not for clinical use" in panel.card.toPlainText()
+    before = len(window.document.layers)
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: len(window.document.layers) == before + 3, timeout=60_000)
+    names = [la.name for la in window.document.layers[before:]]
+    assert all(n.startswith("Multi-resolution CXR (LSE-LBA) · saliency · ") for n in names)
+    ranked = window.engines.results_panel.ranked_names()
+    assert len(ranked) == 14
+    assert [n.split(" · ")[-1] for n in names] == ranked[:3]  # overlays for the top 3 findings
+    view = window.study_view.views["native"]
+    assert len(view.annotations.colorbars) == 3
+    # running again adds new layers, never replaces
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: len(window.document.layers) == before + 6, timeout=60_000)
+    assert len({la.name for la in window.document.layers}) == len(window.document.layers)
+
+
+def test_cancel_adds_nothing_and_errors_are_plain(window, qtbot, shared_data):
+    toy = ToyEngine(delay_s=0.2)
+    with registry.registered(toy):
+        window.open_paths([shared_data / "brain_mri/brats_2013_pat0001_1/Flair_subtrMeanDivStd.nii.gz"])
+        assert toy.id in [e.id for e in window.engines.engines_panel.engines]
+        n = len(window.document.layers)
+        job = window.engines.run(toy)
+        qtbot.waitUntil(lambda: window.engines.runner.job(job).state.value == "running", timeout=10_000)
+        window.engines.job_status.cancel.click()
+        qtbot.waitUntil(window.engines.runner.is_idle, timeout=5_000)
+        assert len(window.document.layers) == n
+    assert not window.engines.job_status.bar.isVisible()
+    # an engine error: plain message, details behind the button, app alive
+    with registry.registered(ToyEngine(fail="engine_error")) as bad:
+        window.engines.set_document(window.document)
+        window.engines.run(bad)
+        qtbot.waitUntil(window.engines.runner.is_idle, timeout=10_000)
+    status = window.engines.job_status
+    assert status.label.text().startswith("⚠") and status.details.isVisible()
+    assert "Traceback" not in status.label.text()
+    assert len(window.document.layers) == n
+
+
+def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, shared_data):
+    with registry.registered(ToyEngine()):
+        window.open_paths([cxr(shared_data)])
+        bar = window.engines.query_bar
+        assert bar.box.isEnabled() and "Toy edges" in bar.target.text()
+        bar.box.setEditText("  right   pleural effusion ")
+        bar.submit()
+        qtbot.waitUntil(window.engines.runner.is_idle, timeout=10_000)
+        assert any(la.name.endswith("· right pleural effusion") for la in window.document.layers)
+        assert window.settings.get("query_history")[0] == "right pleural effusion"
+
+
+def test_query_bar_without_query_engine_is_disabled(window, shared_data):
+    window.open_demo()
+    assert not window.engines.query_bar.box.isEnabled()
+    assert "no query engine" in window.engines.query_bar.target.text()
