@@ -38,6 +38,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),
     ActionSpec("layout_mpr", "View", "&MPR Layout (2×2)", "Ctrl+1"),
     ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
+    ActionSpec("toggle_browser", "View", "Study &Browser", "Ctrl+B", "Show or hide the study browser"),
     ActionSpec("compare", "View", "&Compare Overlays Side by Side…", "Ctrl+3",
                "Show 2–4 overlays in linked viewports"),
     ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),

@@ -27,8 +27,10 @@ def card_markdown(engine: Engine) -> str:
 
     head = f"**{engine.title}**\n\n{engine.paper}\n\n"
     try:
-        card = ModelCard.load(engine.id)
-        return head + card.text()
+        text = ModelCard.load(engine.id).text()
+        # headings one level smaller: the panel is narrow
+        return head + "\n".join("###" + line.lstrip("#") if line.startswith("#") else line
+                                 for line in text.splitlines())
     except Exception as exc:  # noqa: BLE001 - a broken card must not break the panel
         return head + f"Model card unavailable: {exc}"
 
@@ -52,6 +54,7 @@ class EngineController(QObject):
         self.job_status = JobStatus()
         self.query_bar = QueryBar(window.settings.get("query_history", []))
         self.pending: dict[int, _Pending] = {}
+        self.results_panel_shown = lambda: None  # the window raises the Results tab
         self.engines_panel.run_requested.connect(lambda e: self.run(e))
         self.query_bar.query_submitted.connect(self.query)
         self.job_status.cancel_requested.connect(self.runner.cancel)
@@ -125,6 +128,7 @@ class EngineController(QObject):
         if result.scores:
             title = f"{p.engine.title}" + (f" — “{p.query}”" if p.query else "")
             self.results_panel.show_scores(title, result.scores, list(result.notes))
+            self.results_panel_shown()
         self.window.statusBar().showMessage(
             f"{p.engine.title}: {len(layers)} new layer(s) in {self.runner.job(job_id).elapsed_s:.1f} s", 8000)
         self._next_or_idle()

@@ -168,11 +168,15 @@ class MainWindow(QMainWindow):
                                     hide_names=bool(self.settings.get("browser_hide_names", False)))
         self.browser.hide_names_changed.connect(lambda on: self.settings.set("browser_hide_names", bool(on)))
         self.browser_dock = self._add_dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.browser_dock.hide()  # View ▸ Study Browser (Ctrl+B); shown on import
         from app.engine_controller import EngineController
 
         self.engines = EngineController(self)
-        self._add_dock("Engines", self.engines.engines_panel)
-        self._add_dock("Results", self.engines.results_panel)
+        engines_dock = self._add_dock("Engines", self.engines.engines_panel)
+        self.results_dock = self._add_dock("Results", self.engines.results_panel)
+        self.tabifyDockWidget(engines_dock, self.results_dock)
+        engines_dock.raise_()
+        self.engines.results_panel_shown = self.results_dock.raise_
         self.statusBar().addPermanentWidget(self.engines.job_status)  # stays visible during messages
         self._build_menus()
         self.autosaver = Autosaver(self)
@@ -275,6 +279,9 @@ class MainWindow(QMainWindow):
         name = volume.metadata.get("series_description") or Path(source).name
         self.set_document(Document(volume, name=str(name), source=source))
         return True
+
+    def on_toggle_browser(self) -> None:
+        self.browser_dock.setVisible(not self.browser_dock.isVisible())
 
     def on_import_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Import folder into the study browser")
