@@ -88,6 +88,7 @@ def render_study_png(doc: Document, path: str | Path, layout: str = "mpr", size:
             view.primary.go_to_slice(slice_number - 1)
         view.resize(*size)
         view.show()
+        view.ensure_3d()
         app.processEvents()
         view.reset_zoom()
         app.processEvents()

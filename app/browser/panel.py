@@ -82,7 +82,7 @@ class StudyBrowser(QWidget):
         self._build(hide_names)
         self._thumbs = ThumbnailWorker(thumbnail_dir, DEFAULT_SIZE)
         self._thumbs.ready.connect(self._on_thumbnail)
-        self._thumb_thread = start_in_thread(self._thumbs, "lucent-thumbnails")
+        self._thumb_thread = None  # started on the first thumbnail request, so an idle panel holds no thread
         self.refresh()
 
     # ---- layout ---------------------------------------------------------------------------------------
@@ -259,6 +259,8 @@ class StudyBrowser(QWidget):
             item = QListWidgetItem(QIcon(placeholder), text)
             item.setData(Qt.ItemDataRole.UserRole, s.uid)
             self.series_list.addItem(item)
+        if self._series and self._thumb_thread is None:
+            self._thumb_thread = start_in_thread(self._thumbs, "lucent-thumbnails")
         for s in reversed(self._series):  # the worker takes the newest request first
             self._thumbs.request(s.uid, self.index.series_files(s.uid))
 
@@ -381,8 +383,10 @@ class StudyBrowser(QWidget):
             self._import_thread.wait()
             self._import_thread = self._import_worker = None
         self._thumbs.clear()
-        self._thumb_thread.quit()
-        self._thumb_thread.wait()
+        if self._thumb_thread is not None:
+            self._thumb_thread.quit()
+            self._thumb_thread.wait()
+            self._thumb_thread = None
         self.index.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802, ANN001

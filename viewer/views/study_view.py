@@ -13,6 +13,7 @@ from viewer.model.document import Document
 from viewer.views.slice_view import SliceView
 
 LAYOUTS = ("mpr", "single")
+CREATE_3D_DELAY_MS = 150  # after the slice views' first paint
 
 
 class StudyView(QWidget):
@@ -61,7 +62,7 @@ class StudyView(QWidget):
             grid.setColumnStretch(0, 1)
             grid.setColumnStretch(1, 1)
             if with_3d:
-                QTimer.singleShot(0, self._create_3d)
+                QTimer.singleShot(CREATE_3D_DELAY_MS, self._create_3d)
 
     def _add(self, plane: str, grid: QGridLayout, row: int, col: int) -> None:
         view = SliceView(self.document, plane, self)
@@ -69,6 +70,10 @@ class StudyView(QWidget):
         view.annotation_drawn.connect(self.annotation_drawn)
         self.views[plane] = view
         grid.addWidget(view, row, col)
+
+    def ensure_3d(self) -> None:
+        """Create the 3D view now rather than after the first paint (screenshots)."""
+        self._create_3d()
 
     def _create_3d(self) -> None:
         if self.slot_3d is None or not isinstance(self.slot_3d, QLabel) or self._detached:
