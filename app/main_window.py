@@ -67,6 +67,14 @@ class RemoveAnnotations(QUndoCommand):
             self.document.annotations.insert(i, a)
 
 
+def _ok_cancel(dialog: QDialog, ok=QDialogButtonBox.StandardButton.Ok) -> QDialogButtonBox:
+    """An OK (or ``ok``) / Cancel button row that accepts or rejects ``dialog``."""
+    buttons = QDialogButtonBox(ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 class SeriesPicker(QDialog):
     """Lets the user choose one of several series found in a folder."""
 
@@ -81,10 +89,7 @@ class SeriesPicker(QDialog):
         self.list.setCurrentRow(max(range(len(candidates)), key=lambda i: candidates[i].n_files))
         self.list.itemDoubleClicked.connect(self.accept)
         lay.addWidget(self.list)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        lay.addWidget(_ok_cancel(self, QDialogButtonBox.StandardButton.Open))
 
     def chosen(self):
         return self.candidates[self.list.currentRow()]
@@ -105,10 +110,7 @@ class ExportDialog(QDialog):
         self.include_patient = QCheckBox("Include patient name, ID and birth date")
         lay.addWidget(self.view_only)
         lay.addWidget(self.include_patient)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        lay.addWidget(_ok_cancel(self))
 
     def scale(self) -> float:
         return float(self.scale_box.currentIndex() + 1)
@@ -130,10 +132,7 @@ class ComparePicker(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if n >= len(layers) - 2 else Qt.CheckState.Unchecked)
         lay.addWidget(self.list)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        lay.addWidget(_ok_cancel(self))
 
     def chosen(self) -> list:
         return [la for n, la in enumerate(self.layers)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from engines.base import Engine, EngineResult, Overlay
-from viewer.model.layers import HeatmapLayer, LabelsLayer, Layer
+from viewer.model.layers import HeatmapLayer, LabelsLayer, Layer, unique_name
 from viewer.model.volume import Volume
 
 SEP = " · "
@@ -26,15 +26,6 @@ def layer_name(engine: Engine, overlay: Overlay, query: str | None = None) -> st
     if q and q not in overlay.name:
         name += f"{SEP}{q}"
     return name
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    n = 2
-    while f"{name} ({n})" in taken:
-        n += 1
-    return f"{name} ({n})"
 
 
 def _as_labels(volume: Volume) -> Volume:
@@ -75,7 +66,7 @@ def result_to_layers(engine: Engine, result: EngineResult, query: str | None = N
     prov = provenance if provenance is not None else f"{engine.id} ({engine.title})"
     layers: list[Layer] = []
     for ov in result.overlays:
-        name = _unique(layer_name(engine, ov, query), taken)
+        name = unique_name(layer_name(engine, ov, query), taken)
         taken.add(name)
         layers.append(overlay_to_layer(engine, ov, name, prov))
     return layers

@@ -112,13 +112,12 @@ class MultiResCXREngine(Engine):
         expected = None
         if path.resolve() == DEFAULT_WEIGHTS.resolve():
             expected = self.card().get("sha256")
-        from engines.multires_cxr.weights_io import load_model, sha256
+        from engines.multires_cxr.weights_io import load_model
 
-        if expected and sha256(path) != expected:
-            raise EngineError(f"{path.name}: SHA-256 differs from the model card ({expected[:12]}…); "
-                              "the file is damaged or was replaced.")
         try:
-            self._model = load_model(path)
+            self._model = load_model(path, expected_sha256=expected)
+        except EngineError:
+            raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"Cannot load {path}: {exc}") from exc
         return self._model

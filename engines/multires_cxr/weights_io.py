@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from engines.multires_cxr.model import MultiResConfig, MultiResCXR
+from engines.weights import load_into, load_safetensors, sha256_file
+
+sha256 = sha256_file  # kept for the card tooling
 
 
 def save_weights(model: torch.nn.Module, path: Path, config: MultiResConfig,
@@ -22,15 +24,6 @@ def save_weights(model: torch.nn.Module, path: Path, config: MultiResConfig,
     save_file(sd, str(path), metadata=meta)
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_config(path: Path) -> MultiResConfig:
     """The config stored in a weights file's metadata (``ValueError`` if absent)."""
     with safe_open(str(path), framework="pt") as f:
@@ -40,27 +33,14 @@ def read_config(path: Path) -> MultiResConfig:
     return MultiResConfig.from_dict(json.loads(meta["config"]))
 
 
-def load_model(path: Path, config: MultiResConfig | None = None) -> MultiResCXR:
+def load_model(path: Path, config: MultiResConfig | None = None, expected_sha256: str | None = None) -> MultiResCXR:
     """Build the model from the file's config (or ``config``) and load it with ``strict=True`` in fp32.
 
     Raises:
-        ValueError: naming the missing/unexpected keys or the first shape mismatch, and the file.
+        EngineError: not a safetensors file, a hash differing from ``expected_sha256``, or a missing /
+            unexpected key or shape mismatch (named, with the file).
     """
-    from safetensors.torch import load_file
-
     config = config or read_config(path)
     model = MultiResCXR(config)
-    sd = load_file(str(path))
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{path.name} does not match the {config.name} model: missing keys {missing[:5]}"
-                         f"{' …' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
-                         f"{' …' if len(unexpected) > 5 else ''}")
-    for k, v in sd.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"{path.name}: key {k!r} has shape {tuple(v.shape)}, the model expects "
-                             f"{tuple(own[k].shape)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
+    load_into(model, load_safetensors(path, expected_sha256), path)
     return model.eval()

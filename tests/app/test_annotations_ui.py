@@ -1,29 +1,16 @@
-"""Drawing annotations in the window: tools, labels with measurements, undo/redo, delete on slice."""
+"""Drawing annotations in the demo_window: tools, labels with measurements, undo/redo, delete on slice."""
 
 import numpy as np
 import pytest
 
-from app.main_window import MainWindow
-from app.settings import Settings
 
-
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(Settings())
-    qtbot.addWidget(win)
-    win.resize(900, 800)
-    win.show()
-    win.open_demo()
-    return win
-
-
-def test_ruler_drawn_in_axial_is_measured_and_undoable(window):
-    window.actions_by_id["tool_ruler"].trigger()
-    axial = window.study_view.views["axial"]
+def test_ruler_drawn_in_axial_is_measured_and_undoable(demo_window):
+    demo_window.actions_by_id["tool_ruler"].trigger()
+    axial = demo_window.study_view.views["axial"]
     assert axial.tool == "ruler"
     p0, p1 = axial.scene_of_screen(100, 100), axial.scene_of_screen(200, 100)
     axial.draw_annotation("ruler", [p0, p1])
-    doc = window.document
+    doc = demo_window.document
     assert len(doc.annotations) == 1
     length = float(np.linalg.norm(doc.annotations[0].points[1] - doc.annotations[0].points[0]))
     assert length == pytest.approx(100 * doc.base.spacing[0], rel=1e-6)
@@ -32,27 +19,27 @@ def test_ruler_drawn_in_axial_is_measured_and_undoable(window):
     # not on other slices, not in other planes
     axial.scroll(1)
     assert axial.annotation_items.items == []
-    assert window.study_view.views["coronal"].annotation_items.items == []
-    window.actions_by_id["undo"].trigger()
+    assert demo_window.study_view.views["coronal"].annotation_items.items == []
+    demo_window.actions_by_id["undo"].trigger()
     assert len(doc.annotations) == 0
-    window.actions_by_id["redo"].trigger()
+    demo_window.actions_by_id["redo"].trigger()
     assert len(doc.annotations) == 1
 
 
-def test_text_needs_a_label_and_ellipse_shows_stats(window, monkeypatch):
-    axial = window.study_view.views["axial"]
-    monkeypatch.setattr(window, "ask_text", lambda title: None)  # user cancels
+def test_text_needs_a_label_and_ellipse_shows_stats(demo_window, monkeypatch):
+    axial = demo_window.study_view.views["axial"]
+    monkeypatch.setattr(demo_window, "ask_text", lambda title: None)  # user cancels
     axial.draw_annotation("text", [axial.scene_of_screen(50, 50)])
-    assert len(window.document.annotations) == 0
-    monkeypatch.setattr(window, "ask_text", lambda title: "liver lesion")
+    assert len(demo_window.document.annotations) == 0
+    monkeypatch.setattr(demo_window, "ask_text", lambda title: "liver lesion")
     axial.draw_annotation("text", [axial.scene_of_screen(50, 50)])
-    assert window.document.annotations[0].text == "liver lesion"
+    assert demo_window.document.annotations[0].text == "liver lesion"
     axial.draw_annotation("ellipse", [axial.scene_of_screen(150, 200), axial.scene_of_screen(200, 250)])
     axial.draw_annotation("arrow", [axial.scene_of_screen(300, 100), axial.scene_of_screen(250, 150)])
     texts = [it.textItem.toPlainText() for it in axial.annotation_items.items if hasattr(it, "textItem")]
     assert any(t.startswith("mean ") and "mm²" in t for t in texts)
     axial.setFocus()
-    window.on_delete_annotations()
-    assert len(window.document.annotations) == 0
-    window.actions_by_id["undo"].trigger()
-    assert len(window.document.annotations) == 3
+    demo_window.on_delete_annotations()
+    assert len(demo_window.document.annotations) == 0
+    demo_window.actions_by_id["undo"].trigger()
+    assert len(demo_window.document.annotations) == 3

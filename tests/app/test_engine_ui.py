@@ -3,22 +3,8 @@ see class scores and new heatmap layers with colour bars; cancel; errors in plai
 
 from __future__ import annotations
 
-import pytest
-
-from app.main_window import MainWindow
-from app.settings import Settings
 from engines import registry
 from tests.engines.toy_engine import ToyEngine
-
-
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(Settings())
-    qtbot.addWidget(win)
-    win.resize(1100, 800)
-    win.show()
-    yield win
-    win.engines.runner.shutdown()
 
 
 def cxr(shared_data):

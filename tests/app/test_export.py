@@ -6,25 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.main_window import MainWindow
 from app.screenshot import legend_lines
-from app.settings import Settings
 from viewer.io import load_volume
 from viewer.model import HeatmapLayer, Volume
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(Settings())
-    qtbot.addWidget(win)
-    win.resize(800, 700)
-    win.show()
-    win.open_demo()
-    return win
-
-
-def test_screenshot_scale_legend_and_privacy(window, tmp_path):
-    doc = window.document
+def test_screenshot_scale_legend_and_privacy(demo_window, tmp_path):
+    doc = demo_window.document
     doc.base.metadata.update(patient_name="Doe^Jane", patient_id="PID-4711", patient_birth_date="19700101")
     doc.add_layer(HeatmapLayer(name="engine · saliency", volume=Volume(np.zeros((5, 64, 64), np.float32),
                                                                        doc.base.affine @ np.diag([8, 8, 4, 1.0])),
@@ -35,26 +23,26 @@ def test_screenshot_scale_legend_and_privacy(window, tmp_path):
     assert any("PID-4711" in line for line in legend_lines(doc, include_patient=True))
 
     one, two = tmp_path / "1x.png", tmp_path / "2x.png"
-    window.save_screenshot(one)
-    window.save_screenshot(two, scale=2.0)
+    demo_window.save_screenshot(one)
+    demo_window.save_screenshot(two, scale=2.0)
     w1, h1 = Image.open(one).size
     w2, h2 = Image.open(two).size
     assert (w2, h2) == (2 * w1, pytest.approx(2 * h1, abs=4))
-    assert window.study_view.width() == w1
+    assert demo_window.study_view.width() == w1
     # no identifiers in the file's bytes either (PNG text chunks)
     for path in (one, two):
         data = path.read_bytes()
         assert b"Doe" not in data and b"PID-4711" not in data and b"19700101" not in data
 
 
-def test_layer_export_round_trip(window, tmp_path):
-    doc = window.document
+def test_layer_export_round_trip(demo_window, tmp_path):
+    doc = demo_window.document
     aff = doc.base.affine @ np.diag([8, 8, 4, 1.0])
     aff[:3, 3] += 3.0
     values = np.random.default_rng(0).random((5, 64, 64)).astype(np.float32)
     layer = doc.add_layer(HeatmapLayer(name="heat", volume=Volume(values, aff)))
     out = tmp_path / "heat.nii.gz"
-    window.export_layer(layer, out)
+    demo_window.export_layer(layer, out)
     back = load_volume(out)
     # same voxel → same patient position, whatever row order the writer chose
     k, j, i = 2, 10, 20

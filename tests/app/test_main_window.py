@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.main_window import MainWindow
 from app.settings import Settings
 from viewer.model.window_level import PRESETS
-
-
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(Settings())
-    qtbot.addWidget(win)
-    win.resize(900, 800)
-    win.show()
-    return win
 
 
 def test_demo_study_opens_in_mpr(window):

@@ -86,10 +86,14 @@ class LayerList(EventedList[Layer]):
 
     def unique_name(self, name: str) -> str:
         """``name``, or ``name (2)``, ``name (3)``… so that no two layers share a name."""
-        names = {layer.name for layer in self}
-        if name not in names:
-            return name
-        n = 2
-        while f"{name} ({n})" in names:
-            n += 1
-        return f"{name} ({n})"
+        return unique_name(name, {layer.name for layer in self})
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name`` if it is not in ``taken``, else the first free ``name (2)``, ``name (3)``…"""
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})" in taken:
+        n += 1
+    return f"{name} ({n})"
