@@ -36,6 +36,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("quit", "File", "&Quit", "Ctrl+Q"),
     ActionSpec("undo", "Edit", "&Undo", "Ctrl+Z"),
     ActionSpec("redo", "Edit", "&Redo", "Ctrl+Shift+Z"),
+    ActionSpec("preferences", "Edit", "&Preferences… (device, weights)", "Ctrl+,"),
     ActionSpec("layout_mpr", "View", "&MPR Layout (2×2)", "Ctrl+1"),
     ActionSpec("layout_single", "View", "&Single View", "Ctrl+2"),
     ActionSpec("toggle_browser", "View", "Study &Browser", "Ctrl+B", "Show or hide the study browser"),

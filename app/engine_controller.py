@@ -54,6 +54,7 @@ class EngineController(QObject):
         self.job_status = JobStatus()
         self.query_bar = QueryBar(window.settings.get("query_history", []))
         self.pending: dict[int, _Pending] = {}
+        self._user_engines: dict[tuple[str, str], Engine] = {}
         self.results_panel_shown = lambda: None  # the window raises the Results tab
         self.engines_panel.run_requested.connect(lambda e: self.run(e))
         self.query_bar.query_submitted.connect(self.query)
@@ -84,11 +85,26 @@ class EngineController(QObject):
         return next((e for e in registry.applicable(doc.base) if e.takes_query), None)
 
     # ---- running --------------------------------------------------------------------------------------
+    def engine_with_user_weights(self, engine: Engine) -> Engine:
+        """``engine`` itself, or an instance of its class on the weights file chosen in Preferences."""
+        path = self.window.settings.get("weights", {}).get(engine.id)
+        if not path:
+            return engine
+        key = (engine.id, path)
+        if key not in self._user_engines:
+            try:
+                self._user_engines[key] = type(engine)(weights=path)
+            except TypeError:
+                self.window.show_error(f"{engine.title} does not take a weights file; using its shipped weights.")
+                return engine
+        return self._user_engines[key]
+
     def run(self, engine: Engine, query: str | None = None) -> int | None:
         """Queue ``engine`` on the open study's base image; returns the job id."""
         doc = self.window.document
         if doc is None:
             return None
+        engine = self.engine_with_user_weights(engine)
         self.runner.warm_up()
         job_id = self.runner.submit(engine, doc.base, query=query,
                                     device=self.window.settings.get("device", "auto"))

@@ -498,6 +498,17 @@ class MainWindow(QMainWindow):
         if doomed:
             self.undo_stack.push(RemoveAnnotations(self.document, doomed))
 
+    def on_preferences(self) -> None:
+        from app.panels.settings_dialog import SettingsDialog
+        from engines import registry
+
+        dlg = SettingsDialog(registry.all_engines(), self.settings.get("device", "auto"),
+                             self.settings.get("weights", {}), self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            device, weights = dlg.values()
+            self.settings.set("device", device)
+            self.settings.set("weights", weights)
+
     def on_undo(self) -> None:
         self.undo_stack.undo()
 

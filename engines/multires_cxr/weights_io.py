@@ -40,7 +40,7 @@ def load_model(path: Path, config: MultiResConfig | None = None, expected_sha256
         EngineError: not a safetensors file, a hash differing from ``expected_sha256``, or a missing /
             unexpected key or shape mismatch (named, with the file).
     """
-    config = config or read_config(path)
-    model = MultiResCXR(config)
-    load_into(model, load_safetensors(path, expected_sha256), path)
+    state = load_safetensors(path, expected_sha256)  # refuses non-safetensors files before anything else
+    model = MultiResCXR(config or read_config(path))
+    load_into(model, state, path)
     return model.eval()

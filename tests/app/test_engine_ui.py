@@ -73,3 +73,17 @@ def test_query_bar_without_query_engine_is_disabled(window, shared_data):
     window.open_demo()
     assert not window.engines.query_bar.box.isEnabled()
     assert "no query engine" in window.engines.query_bar.target.text()
+
+
+def test_user_weights_from_preferences(window, qtbot, shared_data, tmp_path):
+    """A weights file chosen in Preferences is used; a wrong one fails with a message naming the file."""
+    bad = tmp_path / "not_weights.safetensors"
+    bad.write_bytes(b"\x80\x04 pickled, not safetensors")
+    window.settings.set("weights", {"multires_cxr": str(bad)})
+    window.open_paths([cxr(shared_data)])
+    n = len(window.document.layers)
+    engine = next(e for e in window.engines.engines_panel.engines if e.id == "multires_cxr")
+    window.engines.run(engine)
+    qtbot.waitUntil(window.engines.runner.is_idle, timeout=30_000)
+    assert len(window.document.layers) == n
+    assert "not_weights.safetensors" in window.engines.job_status.label.text()
