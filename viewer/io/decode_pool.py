@@ -10,8 +10,8 @@ copied into the preallocated output array here. Set ``LUCENT_DECODE_PROCESSES=0`
 from __future__ import annotations
 
 import atexit
+import json
 import os
-import pickle
 import queue
 import subprocess
 import sys
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._decode_worker import read_message, write_message
 from .dicom_header import DicomHeader
 from .dicom_pixels import _decode_error, frame_decode_options
 
@@ -71,12 +72,28 @@ class _Worker:
         )
 
     def run(self, tasks: list) -> object:
+        """Send ``tasks``; returns the decoded arrays or ``("error", type, message, path)``."""
         try:
-            pickle.dump(tasks, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            write_message(self.proc.stdin, json.dumps(tasks).encode())
             self.proc.stdin.flush()
-            return pickle.load(self.proc.stdout)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            header_bytes = read_message(self.proc.stdout)
+            if header_bytes is None:
+                raise EOFError("the decode worker exited")
+            header = json.loads(header_bytes)
+            if "error" in header:
+                return ("error", *header["error"])
+            data = read_message(self.proc.stdout)
+            if data is None:
+                raise EOFError("the decode worker exited")
+        except (OSError, EOFError, ValueError) as exc:
             raise WorkerFailed(str(exc)) from None
+        arrays, pos = [], 0
+        for dtype, shape in header["arrays"]:
+            dt = np.dtype(dtype)
+            n = dt.itemsize * int(np.prod(shape))
+            arrays.append(np.frombuffer(data, dtype=dt, count=int(np.prod(shape)), offset=pos).reshape(shape))
+            pos += n
+        return arrays
 
     def stop(self) -> None:
         try:
