@@ -24,9 +24,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QMouseEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.model.document import Document
+
+CAMERA_WORDS = {"A": "anterior", "P": "posterior", "L": "left", "R": "right", "S": "superior", "I": "inferior"}
 
 if TYPE_CHECKING:
     from viewer.views.vtk_scene import Scene3D
@@ -168,6 +179,9 @@ class View3D(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.controls = self._build_controls(vtk_scene.CAMERAS, vtk_scene.PRESETS)
+        layout.addWidget(self.controls)
         self._vtk_widget = None
         self._canvas: _FrameCanvas | None = None
         self.scene: Scene3D | None = None
@@ -192,7 +206,42 @@ class View3D(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
+        self.preset_box.setCurrentText(self.preset)
         self.schedule_render()
+
+    def _build_controls(self, cameras: tuple[str, ...], presets: tuple[str, ...]) -> QWidget:
+        """A thin strip: camera buttons (look from A, P, L, R, S, I), reset, transfer preset, planes."""
+        strip = QWidget(self)
+        strip.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # never widens the view
+        strip.setStyleSheet("QToolButton, QComboBox, QCheckBox { color: #ddd; background: #222; }"
+                            "QWidget { background: #111; }")
+        row = QHBoxLayout(strip)
+        row.setContentsMargins(2, 2, 2, 2)
+        row.setSpacing(2)
+        self.camera_buttons: dict[str, QToolButton] = {}
+        for name in cameras:
+            b = QToolButton(strip)
+            b.setText(name)
+            b.setToolTip(f"Look from the patient's {CAMERA_WORDS.get(name, name)} side")
+            b.clicked.connect(lambda _c=False, n=name: self.set_camera(n))
+            row.addWidget(b)
+            self.camera_buttons[name] = b
+        reset = QToolButton(strip)
+        reset.setText("⟲")
+        reset.setToolTip("Reset the camera")
+        reset.clicked.connect(self.reset_camera)
+        row.addWidget(reset)
+        row.addStretch(1)
+        self.preset_box = QComboBox(strip)
+        self.preset_box.addItems(list(presets))
+        self.preset_box.setToolTip("Volume rendering preset")
+        self.preset_box.textActivated.connect(self.set_preset)
+        row.addWidget(self.preset_box)
+        self.planes_box = QCheckBox("planes", strip)
+        self.planes_box.setToolTip("Show the three slice planes through the crosshair")
+        self.planes_box.toggled.connect(self.show_planes)
+        row.addWidget(self.planes_box)
+        return strip
 
     # ---- public API --------------------------------------------------------------------------------
     @property

@@ -113,7 +113,7 @@ def make_view(qtbot):
     def make(document: Document, **kw) -> View3D:
         view = View3D(document, **kw)
         qtbot.addWidget(view)
-        view.resize(SIZE, SIZE)
+        view.resize(SIZE, SIZE + view.controls.sizeHint().height())  # the frame below the control strip
         view.show()
         qtbot.waitExposed(view)
         return view
@@ -289,3 +289,29 @@ def test_real_brain_tumour_on_patient_right(make_view, shared_data):
     cols = np.nonzero(yellow)[1]
     assert cols.mean() < frame.shape[1] / 2 - 20, "tumour (patient right) must be on screen left from anterior"
     assert view.preset == "mr"
+
+
+def test_camera_buttons_and_preset_box(qtbot):
+    """The strip above the 3D view drives the camera presets and the transfer function."""
+    import numpy as np
+
+    from viewer.model import Document, Volume
+    from viewer.views.view3d import View3D
+
+    data = np.zeros((20, 24, 28), np.int16)
+    data[5:15, 6:18, 4:10] = 1000
+    doc = Document(Volume(data, np.diag([1.0, 1.0, 2.0, 1.0]), "CT"))
+    view = View3D(doc, interactive=False)
+    qtbot.addWidget(view)
+    view.resize(240, 240)
+    view.show()
+    before = view.render_to_array()
+    view.camera_buttons["L"].click()
+    after = view.render_to_array()
+    assert not np.array_equal(before, after)
+    assert view.preset_box.currentText() == view.preset == "ct_bone"
+    view.preset_box.textActivated.emit("ct_soft_tissue")
+    assert view.preset == "ct_soft_tissue"
+    view.planes_box.setChecked(True)
+    assert all(a.GetVisibility() for a in view.scene.plane_actors.values())
+    view.shutdown()
