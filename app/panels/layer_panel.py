@@ -86,6 +86,10 @@ class LayerPanel(QWidget):
         form.addRow(self.threshold_on, self.threshold)
         form.addRow("", self.outline)
         lay.addLayout(form)
+        self.share_scale = QPushButton("Same scale for all heatmaps")
+        self.share_scale.setToolTip("Give every heatmap the selected one's range and colours, to compare engines")
+        self.share_scale.clicked.connect(self.share_selected_scale)
+        lay.addWidget(self.share_scale)
         toggle = QShortcut(QKeySequence("V"), self)
         toggle.setContext(Qt.ShortcutContext.WindowShortcut)
         toggle.activated.connect(self.toggle_selected)
@@ -188,7 +192,7 @@ class LayerPanel(QWidget):
         layer = self.selected_layer()
         self._syncing = True
         heat = isinstance(layer, HeatmapLayer)
-        for w in (self.low, self.high, self.threshold, self.threshold_on):
+        for w in (self.low, self.high, self.threshold, self.threshold_on, self.share_scale):
             w.setEnabled(heat)
         self.colormap.setEnabled(heat or (isinstance(layer, ImageLayer) and not layer.volume.rgb))
         self.outline.setEnabled(isinstance(layer, LabelsLayer))
@@ -218,6 +222,17 @@ class LayerPanel(QWidget):
         layer = self.selected_layer()
         if layer is not None:
             layer.visible = not layer.visible
+
+    def share_selected_scale(self) -> None:
+        """Copy the selected heatmap's value range, colour map and threshold to every other heatmap."""
+        layer = self.selected_layer()
+        if not isinstance(layer, HeatmapLayer):
+            return
+        for other in self.document.layers:
+            if isinstance(other, HeatmapLayer) and other is not layer:
+                other.value_range = layer.value_range
+                other.colormap = layer.colormap
+                other.threshold = layer.threshold
 
     def move_selected(self, up: int) -> None:
         """Move the selected layer up (+1, drawn later/on top) or down (−1) in the stack."""

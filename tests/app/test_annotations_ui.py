@@ -43,3 +43,16 @@ def test_text_needs_a_label_and_ellipse_shows_stats(demo_window, monkeypatch):
     assert len(demo_window.document.annotations) == 0
     demo_window.actions_by_id["undo"].trigger()
     assert len(demo_window.document.annotations) == 3
+
+
+def test_ellipse_reports_heatmaps_under_it(demo_window):
+    from viewer.model import HeatmapLayer, Volume
+
+    doc = demo_window.document
+    coarse = np.full((5, 64, 64), 0.25, np.float32)
+    doc.add_layer(HeatmapLayer(name="query · liver", volume=Volume(coarse, doc.base.affine @ np.diag([8, 8, 4, 1.0])),
+                               units="sim"))
+    axial = demo_window.study_view.views["axial"]
+    axial.draw_annotation("ellipse", [axial.scene_of_screen(150, 200), axial.scene_of_screen(200, 250)])
+    texts = [it.textItem.toPlainText() for it in axial.annotation_items.items if hasattr(it, "textItem")]
+    assert any("query · liver: 0.25 ± 0 sim" in t for t in texts), texts

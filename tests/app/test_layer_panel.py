@@ -112,3 +112,15 @@ def test_compare_view_links_viewports_and_splits_overlays(qtbot, doc):
     assert right.slice_index == left.slice_index
     left.viewbox.setRange(xRange=(5, 15), yRange=(5, 15), padding=0)
     assert right.viewbox.viewRange()[0] == pytest.approx(left.viewbox.viewRange()[0])
+
+
+def test_same_scale_for_all_heatmaps(panel, doc):
+    from viewer.model import HeatmapLayer, Volume
+
+    other = doc.add_layer(HeatmapLayer(name="engine B", volume=Volume(np.zeros((4, 16, 16), np.float32)),
+                                       value_range=(0, 5), colormap="viridis"))
+    panel.list.setCurrentRow(2)  # saliency (below engine B and mask)
+    assert panel.selected_layer().name == "saliency"
+    panel.high.setValue(0.7)
+    panel.share_scale.click()
+    assert other.value_range == (0.0, 0.7) and other.colormap == doc.layers[1].colormap

@@ -93,30 +93,47 @@ class RoiStats:
     maximum: float
 
 
-def ellipse_stats(a: Annotation, volume: Volume, mapping: SliceMapping) -> RoiStats:
-    """Statistics of ``volume`` inside the ellipse inscribed in ``a``'s bounding box, on its slice.
+def ellipse_pixels(a: Annotation, volume: Volume, mapping: SliceMapping
+                   ) -> tuple[int, tuple[slice, slice], np.ndarray]:
+    """Where ellipse ``a`` lies on the screen grid of ``volume``'s view ``mapping``.
 
-    A pixel is inside when its centre is. The area is the pixel count × pixel area (mm² when the spacing is
-    known, else pixels²). Colour images use their mean over channels.
+    Returns (slice index, (row slice, column slice) of its bounding box, boolean mask of the pixels whose
+    centres are inside, over that box). A pixel centre on the rim counts as inside.
     """
     screen = [mapping.index_to_screen(volume.patient_to_index(p)) for p in a.points]
     s = int(round(screen[0][0]))
     (c0, r0), (c1, r1) = (screen[0][1], screen[0][2]), (screen[1][1], screen[1][2])
     cc, rr = (c0 + c1) / 2, (r0 + r1) / 2
     ac, ar = max(abs(c1 - c0) / 2, 0.5), max(abs(r1 - r0) / 2, 0.5)
-    img = mapping.extract(volume.data3d, s)
-    if img.ndim == 3:
-        img = img[..., :3].mean(axis=-1)
-    rows, cols = img.shape
+    rows, cols = mapping.screen_shape
     r_lo, r_hi = max(0, int(np.floor(rr - ar))), min(rows, int(np.ceil(rr + ar)) + 1)
     c_lo, c_hi = max(0, int(np.floor(cc - ac))), min(cols, int(np.ceil(cc + ac)) + 1)
     r_idx, c_idx = np.mgrid[r_lo:r_hi, c_lo:c_hi]
-    inside = ((c_idx - cc) / ac) ** 2 + ((r_idx - rr) / ar) ** 2 <= 1.0 + 1e-9  # centres on the rim count
-    values = np.asarray(img[r_lo:r_hi, c_lo:c_hi], dtype=np.float64)[inside]
-    if values.dtype.kind == "f":
-        values = values[np.isfinite(values)]
-    pw, ph = mapping.pixel_size
+    inside = ((c_idx - cc) / ac) ** 2 + ((r_idx - rr) / ar) ** 2 <= 1.0 + 1e-9
+    return s, (slice(r_lo, r_hi), slice(c_lo, c_hi)), inside
+
+
+def roi_stats(image: np.ndarray, box: tuple[slice, slice], inside: np.ndarray,
+              pixel_area: float) -> RoiStats:
+    """Statistics of a 2D screen-ordered ``image`` under an ROI (see :func:`ellipse_pixels`); NaN ignored.
+
+    Colour images use their mean over channels.
+    """
+    if image.ndim == 3:
+        image = image[..., :3].mean(axis=-1)
+    values = np.asarray(image[box], dtype=np.float64)[inside]
+    values = values[np.isfinite(values)]
     if values.size == 0:
         return RoiStats(0, float("nan"), float("nan"), 0.0, float("nan"), float("nan"))
-    return RoiStats(int(values.size), float(values.mean()), float(values.std()), float(values.size * pw * ph),
+    return RoiStats(int(values.size), float(values.mean()), float(values.std()), float(values.size * pixel_area),
                     float(values.min()), float(values.max()))
+
+
+def ellipse_stats(a: Annotation, volume: Volume, mapping: SliceMapping) -> RoiStats:
+    """Statistics of ``volume`` inside the ellipse inscribed in ``a``'s bounding box, on its slice.
+
+    The area is the pixel count × pixel area (mm² when the spacing is known, else pixels²).
+    """
+    s, box, inside = ellipse_pixels(a, volume, mapping)
+    pw, ph = mapping.pixel_size
+    return roi_stats(mapping.extract(volume.data3d, s), box, inside, pw * ph)

@@ -8,7 +8,15 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsLineItem
 
-from viewer.model.annotations import Annotation, ellipse_stats, on_slice, ruler_length_mm
+from viewer.model.annotations import (
+    Annotation,
+    ellipse_pixels,
+    ellipse_stats,
+    on_slice,
+    roi_stats,
+    ruler_length_mm,
+)
+from viewer.model.layers import HeatmapLayer
 
 COLOUR = QColor(255, 200, 0)
 
@@ -78,5 +86,23 @@ class AnnotationItems:
         ellipse.setPen(_pen())
         st = ellipse_stats(a, base, self.view.mapping)
         area_units = "mm²" if base.spacing_known else "px²"
-        text = f"mean {st.mean:.4g} ± {st.std:.3g}\narea {st.area_mm2:.4g} {area_units}  n={st.n}"
+        text = (f"mean {st.mean:.4g} ± {st.std:.3g}  [{st.minimum:.4g}, {st.maximum:.4g}]\n"
+                f"area {st.area_mm2:.4g} {area_units}  n={st.n}")
+        for line in self._heatmap_lines(a):
+            text += "\n" + line
         return [ellipse, _label(text, QPointF(rect.right(), rect.top()))]
+
+    def _heatmap_lines(self, a: Annotation) -> list[str]:
+        """Mean ± std of every visible heatmap under ellipse ``a`` (resampled onto the displayed grid)."""
+        view = self.view
+        base = view.document.base
+        s, box, inside = ellipse_pixels(a, base, view.mapping)
+        lines = []
+        for li in view.layer_images:
+            layer = li.layer
+            if not isinstance(layer, HeatmapLayer) or not layer.visible or not li.shown:
+                continue
+            values = li.raw if view.slice_index == s and li.raw is not None else li.sampler.sample(s)
+            st = roi_stats(values, box, inside, 1.0)
+            lines.append(f"{layer.name}: {st.mean:.3g} ± {st.std:.3g} {layer.units}".rstrip())
+        return lines
