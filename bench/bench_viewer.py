@@ -53,20 +53,51 @@ def startup(repeats: int = 3) -> list[float]:
     return times, mods
 
 
-def scroll_fps(layout: str, frames: int) -> float:
+def add_overlays(doc) -> None:
+    """Two heatmaps on a 4× coarser grid (resampled per slice) and a label mask on the base grid."""
     import numpy as np
+
+    from viewer.model import HeatmapLayer, LabelsLayer, Volume
+
+    nk, nj, ni = doc.base.shape3d
+    rng = np.random.default_rng(0)
+    coarse = doc.base.affine @ np.diag([4.0, 4.0, 1.0, 1.0])
+    for name in ("engine A", "engine B"):
+        heat = rng.random((nk, nj // 4, ni // 4), dtype=np.float32).astype(np.float16)
+        doc.add_layer(HeatmapLayer(name=name, volume=Volume(heat, coarse), threshold=0.5))
+    doc.add_layer(LabelsLayer(name="bright", volume=Volume((doc.base.array > 200).astype(np.uint8),
+                                                           doc.base.affine)))
+
+
+def overlay_memory() -> list[dict]:
+    """Bytes each overlay adds to the process (its array, float16/uint8 storage, no float64 copies)."""
+    import numpy as np
+
+    from app.loading import DEMO_STUDY, open_document
+
+    doc = open_document([DEMO_STUDY])
+    before = len(doc.layers)
+    add_overlays(doc)
+    rows = []
+    for layer in list(doc.layers)[before:]:
+        a = layer.volume.array
+        rows.append({"measure": f"memory per overlay: {layer.name}", "value": a.nbytes / 2**20, "unit": "MiB",
+                     "target": "no float64", "note": f"{a.dtype} {a.shape}; float64 would be "
+                     f"{a.size * 8 / 2**20:.1f} MiB" + ("" if a.dtype != np.float64 else " (!)")})
+    return rows
+
+
+def scroll_fps(layout: str, frames: int, overlays: bool = False) -> float:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(["bench"])
     from app.loading import DEMO_STUDY, open_document
-    from viewer.model import LabelsLayer, Volume
     from viewer.views.study_view import StudyView
 
     doc = open_document([DEMO_STUDY])
-    if layout == "mpr":
-        labels = (doc.base.array > 200).astype(np.uint8)
-        doc.add_layer(LabelsLayer(name="bright", volume=Volume(labels, doc.base.affine)))
-    view = StudyView(doc, layout=layout)
+    if overlays:
+        add_overlays(doc)
+    view = StudyView(doc, layout=layout, with_3d=False)
     view.resize(1024, 1024)
     view.show()
     app.processEvents()
@@ -97,8 +128,11 @@ def main() -> None:
          "note": f"best of {a.repeats}; median {sorted(times)[len(times) // 2]:.2f} s; torch/vtk loaded: {mods[8:]}"},
         {"measure": "scroll, single axial 512x512", "value": scroll_fps("single", a.frames), "unit": "frames/s",
          "target": ">= 60", "note": "repaint after each step, offscreen"},
-        {"measure": "scroll, MPR 2x2 + label overlay", "value": scroll_fps("mpr", a.frames), "unit": "frames/s",
-         "target": ">= 60", "note": "all three views repainted per step"},
+        {"measure": "scroll, single axial + 2 heatmaps + mask", "value": scroll_fps("single", a.frames, True),
+         "unit": "frames/s", "target": ">= 60", "note": "heatmaps on a 4x coarser grid, resampled per slice"},
+        {"measure": "scroll, MPR 2x2 + 2 heatmaps + mask", "value": scroll_fps("mpr", a.frames, True),
+         "unit": "frames/s", "target": ">= 60", "note": "all three views repainted per step (3D view not created)"},
+        *overlay_memory(),
     ]
     report("viewer", rows, ["measure", "value", "unit", "target", "note"])
 

@@ -57,8 +57,10 @@ def test_cancel_adds_nothing_and_errors_are_plain(window, qtbot, shared_data):
     assert len(window.document.layers) == n
 
 
-def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, shared_data):
-    with registry.registered(ToyEngine()):
+def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, shared_data, monkeypatch):
+    with registry.registered(ToyEngine()) as toy:
+        # the toy answers queries here, even where a shipped query engine (RadZero) also applies
+        monkeypatch.setattr(type(window.engines), "query_engine", staticmethod(lambda doc: toy))
         window.open_paths([cxr(shared_data)])
         bar = window.engines.query_bar
         assert bar.box.isEnabled() and "Toy edges" in bar.target.text()

@@ -15,6 +15,7 @@ from .dicom_header import DicomHeader
 from .dicom_pixels import (
     DtypePlan,
     can_read_natively,
+    check_encapsulated_complete,
     finish_deferred,
     invert_monochrome1,
     load_frame_into,
@@ -78,6 +79,8 @@ def assemble(jobs: list[Job], n_slots: int) -> Assembled:
 
 def _decode_coded(jobs: list[Job], out: np.ndarray, plan: DtypePlan) -> None:
     mode = "keep" if plan.decide_after else plan.mode
+    for h in {id(h): h for h, _, _ in jobs}.values():
+        check_encapsulated_complete(h)
     total = sum(_coded_bytes(h) for h, _, _ in jobs)
 
     def sink(n: int, raw: np.ndarray) -> None:

@@ -72,7 +72,8 @@ def stack_geometry(
     # duplicate positions (same place twice: repeated acquisitions, echoes, phases)
     kept = [order[0]]
     for idx in order[1:]:
-        if np.linalg.norm(positions[idx] - positions[kept[-1]]) > DUPLICATE_TOL_MM:
+        same_depth = abs(dist[idx] - dist[kept[-1]]) <= DUPLICATE_TOL_MM  # e.g. offset in plane only
+        if np.linalg.norm(positions[idx] - positions[kept[-1]]) > DUPLICATE_TOL_MM and not same_depth:
             kept.append(idx)
     if len(kept) < len(order):
         warnings.append(

@@ -17,7 +17,9 @@ from ..model.volume import Volume
 from .dicom_assemble import assemble
 from .dicom_geometry import stack_geometry
 from .dicom_header import DicomHeader, _float, _orientation, _vector, parse_spacing
+from .dicom_pixels import can_read_natively, check_encapsulated_complete, stored_dtype
 from .dicom_series import finish_volume, plain_affine, xray_spacing
+from .errors import fail
 
 
 def _item(ds: Dataset | None, seq: str) -> Dataset | None:
@@ -41,6 +43,17 @@ def _frame_value(per: Dataset | None, shared: Dataset | None, seq: str, kw: str)
 def build_multiframe_volume(h: DicomHeader) -> Volume:
     """Volume ``[k, j, i]`` (or ``[k, j, i, 3]``) from all frames of one file."""
     ds = h.ds
+    if can_read_natively(h):  # before the per-frame loop: NumberOfFrames may be absurd
+        need = h.pixel_offset + h.frames * h.rows * h.columns * stored_dtype(h).itemsize
+        try:
+            short = h.path.stat().st_size < need
+        except OSError:
+            short = False
+        if short:
+            raise fail(h.path, f"truncated DICOM file (pixel data is shorter than its {h.frames} frames)")
+    fragments = check_encapsulated_complete(h)
+    if fragments is not None and fragments < h.frames:  # every frame has at least one fragment
+        raise fail(h.path, f"NumberOfFrames says {h.frames} but the file holds at most {fragments} frames")
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_seq = ds.get("PerFrameFunctionalGroupsSequence") or []
     per = [per_seq[f] if f < len(per_seq) else None for f in range(h.frames)]

@@ -15,6 +15,7 @@ unchanged, and window centres are mapped the same way (see ``invert_monochrome1`
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,7 @@ def plan_dtype(headers: list[DicomHeader]) -> DtypePlan:
         return DtypePlan(np.dtype(np.float32), "float")
     if slopes == {1.0} and inters == {0.0}:
         return DtypePlan(base, "keep")
-    if slopes == {1.0} and all(float(b).is_integer() for b in inters):
+    if slopes == {1.0} and all(float(b).is_integer() and abs(b) < 2**31 for b in inters):
         lo, hi = stored_range(h0)
         lo, hi = lo + int(min(inters)), hi + int(max(inters))
         for cand in (np.int16, np.int32):
@@ -158,7 +159,45 @@ def decode_frame(h: DicomHeader, index: int) -> np.ndarray:
         raise _decode_error(h, exc) from None
     except Exception as exc:  # plugins raise RuntimeError and friends
         raise _decode_error(h, exc) from None
+    except BaseException as exc:  # a Rust codec's panic (pyo3 PanicException) is a BaseException
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _decode_error(h, exc) from None
     return arr
+
+
+def check_encapsulated_complete(h: DicomHeader) -> int | None:
+    """LoadError when an encapsulated (compressed) pixel stream ends before its items do.
+
+    Some codecs (libjpeg) decode a cut-off stream without complaint and return a partly blank image, so the
+    item lengths are walked up to the sequence delimiter first: an item running past the end of the file,
+    or a missing delimiter, means the file was truncated. Returns the number of fragments after the basic
+    offset table (None when not encapsulated or not walkable).
+    """
+    if h.pixel_offset is None or not h.transfer_syntax.is_encapsulated:
+        return None
+    try:
+        with open(h.path, "rb") as f:
+            size = f.seek(0, 2)
+            pos = h.pixel_offset
+            items = 0
+            while True:
+                f.seek(pos)
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                group, elem, length = struct.unpack("<HHI", head)
+                if (group, elem) == (0xFFFE, 0xE0DD):
+                    return max(0, items - 1)
+                if (group, elem) != (0xFFFE, 0xE000):
+                    return None  # not an item: leave the judgement to the decoder
+                items += 1
+                pos += 8 + length
+                if pos > size:
+                    break
+    except OSError as exc:
+        raise fail(h.path, f"cannot read pixel data ({exc.strerror or type(exc).__name__})") from None
+    raise fail(h.path, "truncated DICOM file (pixel data is incomplete)")
 
 
 def unsupported(h: DicomHeader) -> LoadError:

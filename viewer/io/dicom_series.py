@@ -14,7 +14,9 @@ from .dicom_assemble import Assembled, assemble
 from .dicom_geometry import in_plane_affine, stack_geometry
 from .dicom_header import DicomHeader, parse_spacing
 from .dicom_metadata import dicom_metadata
+from .dicom_pixels import plan_dtype
 from .errors import add_warning, fail
+from .memory import check_fits_in_ram
 from .values import warn_non_finite
 
 
@@ -36,6 +38,16 @@ def build_volume(
 ) -> Volume:
     """Volume from single-frame files of one series (or a single multi-frame file)."""
     h0 = headers[0]
+    for h in headers:
+        if h.pixel_offset is None:
+            raise fail(h.path, "DICOM file has no pixel data")
+        if h.rows <= 0 or h.columns <= 0:
+            raise fail(h.path, "DICOM image has no rows or columns")
+    n_images = h0.frames if len(headers) == 1 else len(headers)
+    nbytes = n_images * h0.rows * h0.columns * max(1, h0.samples) * plan_dtype(headers).dtype.itemsize
+    too_big = check_fits_in_ram(nbytes, f"DICOM header for {n_images} × {h0.columns}×{h0.rows} images")
+    if too_big:
+        raise fail(h0.path, too_big)
     if len(headers) == 1 and h0.frames > 1:
         from .dicom_multiframe import build_multiframe_volume
 
@@ -43,11 +55,6 @@ def build_volume(
         for w in warnings or []:
             add_warning(vol.metadata, w)
         return vol
-    for h in headers:
-        if h.pixel_offset is None:
-            raise fail(h.path, "DICOM file has no pixel data")
-        if h.rows <= 0 or h.columns <= 0:
-            raise fail(h.path, "DICOM image has no rows or columns")
     all_warnings = list(warnings or [])
     geometric = all(h.position is not None and h.orientation is not None for h in headers)
     spacing_known = True

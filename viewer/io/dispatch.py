@@ -31,6 +31,8 @@ def find_series(path: str | Path) -> list[SeriesCandidate]:
         raise fail(path, "file or folder not found")
     if path.is_dir():
         return _scan_folder(path)
+    if not path.is_file():  # a FIFO would block open(); devices never end
+        raise fail(path, "not a regular file")
     kind = _sniff_or_fail(path)
     if kind is None:
         raise fail(path, "not a DICOM, NIfTI or image file")
@@ -93,6 +95,9 @@ def _scan_folder(folder: Path) -> list[SeriesCandidate]:
     others: list[SeriesCandidate] = []
     unreadable = 0
     for f in files:
+        if not f.is_file():  # FIFO, socket, device, dangling link: open() could block or never end
+            unreadable += 1
+            continue
         try:
             kind = sniff(f)
         except OSError:

@@ -107,7 +107,9 @@ def _volume_from_image(path: Path, img, ram_fraction: float) -> Volume:
     affine = LPS_FROM_RAS @ img.affine
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         add_warning(md, "NIfTI affine is missing or singular: 1 mm identity geometry used")
-        affine = LPS_FROM_RAS @ np.diag([*(abs(float(z)) or 1.0 for z in img.header.get_zooms()[:3]), 1.0])
+        zooms = [abs(float(z)) for z in img.header.get_zooms()[:3]]
+        zooms += [1.0] * (3 - len(zooms))
+        affine = LPS_FROM_RAS @ np.diag([*(z if np.isfinite(z) and z > 0 else 1.0 for z in zooms), 1.0])
     warn_non_finite(data, md)
     modality = _sidecar(path, md) or ("XC" if rgb else "OT")
     return Volume(array=data, affine=affine, modality=modality, metadata=md, spacing_known=True, rgb=rgb)

@@ -170,9 +170,14 @@ class SliceMapping:
 class OverlaySampler:
     """Samples an overlay volume on the screen pixels of a base volume's view, slice by slice.
 
-    When the overlay shares the base grid the slice is taken directly; otherwise each screen pixel's
-    centre is carried base voxel → patient → overlay voxel and sampled with nearest neighbour (labels,
-    ``order=0``) or trilinear interpolation (heatmaps, ``order=1``). Outside the overlay → ``fill``.
+    When the overlay shares the base grid the slice is taken directly. Otherwise each screen pixel's centre
+    is carried base voxel → patient → overlay voxel and sampled with nearest neighbour (labels, ``order=0``)
+    or (tri)linear interpolation (heatmaps, ``order=1``). A point inside an overlay voxel's extent
+    (index −0.5 … n−0.5) takes its value (interpolation clamps at the edge voxels); outside → ``fill``.
+
+    Grids whose axes are parallel to the base's (the usual case: an engine's output on a coarser or cropped
+    copy of its input grid) are sampled separably — 1D index arrays per screen axis and ``np.ix_`` gathers,
+    a few milliseconds per 512² slice; oblique grids fall back to a per-pixel ``map_coordinates``.
     """
 
     def __init__(self, base: Volume, overlay: Volume, mapping: SliceMapping, order: int, fill: float = 0.0):
@@ -187,13 +192,158 @@ class OverlaySampler:
     def _base_to_overlay(self) -> np.ndarray:
         return np.linalg.inv(self.overlay.affine) @ self.base.affine
 
+    @cached_property
+    def _feeds(self) -> list[int] | None:
+        """For each overlay voxel axis, the base voxel axis it depends on — or None when the grids are oblique
+        to each other (some overlay axis depends on two base axes)."""
+        t = self._base_to_overlay[:3, :3]
+        scale = np.abs(t).max(axis=1, keepdims=True)
+        big = np.abs(t) > 1e-6 * np.maximum(scale, 1e-12)
+        if not np.all(big.sum(axis=1) == 1):
+            return None
+        feeds = [int(np.argmax(big[v])) for v in range(3)]
+        return feeds if sorted(feeds) == [0, 1, 2] else None
+
+    @property
+    def axis_parallel(self) -> bool:
+        """Whether the overlay's axes are parallel to the base's (any order, flips and scales)."""
+        return self._feeds is not None
+
     def sample(self, slice_index: int) -> np.ndarray:
-        """The overlay on the displayed slice, ``[row, col]`` in screen order, float32 or original."""
-        m = self.mapping
+        """The overlay on the displayed slice, ``[row, col]`` in screen order."""
         if self.same_grid:
-            return m.extract(self.overlay.data3d, slice_index)
+            return self.mapping.extract(self.overlay.data3d, slice_index)
+        if self._feeds is not None:
+            return self._sample_separable(slice_index)
+        return self._sample_general(slice_index)
+
+    # ---- axis-parallel grids ----------------------------------------------------------------------------
+    def _base_coords(self, slice_index: int) -> dict[int, np.ndarray]:
+        """Base voxel coordinate along each base axis: 1D over cols / rows, a 1-element array for the slice."""
+        m = self.mapping
+        rows, cols = m.screen_shape
+        c = np.arange(cols, dtype=np.float64)
+        r = np.arange(rows, dtype=np.float64)
+        return {m.col_axis: (cols - 1 - c) if m.col_flip else c,
+                m.row_axis: (rows - 1 - r) if m.row_flip else r,
+                m.slice_axis: np.array([float(slice_index)])}
+
+    def _sample_separable(self, slice_index: int) -> np.ndarray:
+        m, t, data = self.mapping, self._base_to_overlay, self.overlay.data3d
+        base = self._base_coords(slice_index)
+        n_over = (data.shape[2], data.shape[1], data.shape[0])  # sizes along overlay (i, j, k)
+        # per overlay axis (in array order k, j, i): sample positions, weights and a validity mask
+        idx, weights, valid, screen_role = [], [], [], []
+        for v in (2, 1, 0):
+            b = self._feeds[v]
+            o = t[v, b] * base[b] + t[v, 3]
+            n = n_over[v]
+            ok = (o >= -0.5) & (o <= n - 0.5)
+            if self.order == 0:
+                lo = np.clip(np.floor(o + 0.5).astype(np.intp), 0, n - 1)
+                idx.append((lo, lo))
+                weights.append(np.zeros_like(o))
+            else:
+                oc = np.clip(o, 0, n - 1)
+                lo = np.floor(oc).astype(np.intp)
+                hi = np.minimum(lo + 1, n - 1)
+                idx.append((lo, hi))
+                weights.append(oc - lo)
+            valid.append(ok)
+            screen_role.append("col" if b == m.col_axis else "row" if b == m.row_axis else "slice")
+        rows, cols = m.screen_shape
+        out = np.zeros((rows, cols), np.float32) if self.order else None
+        # the slice axis is a single position: take one (nearest) or two (linear) overlay planes
+        s_pos = screen_role.index("slice")
+        corners = (0,) if self.order == 0 else (0, 1)
+        for cs in corners:
+            ws = weights[s_pos][0] if cs else 1 - weights[s_pos][0]
+            if self.order and ws == 0:
+                continue
+            plane = np.take(data, idx[s_pos][cs][0], axis=s_pos)  # 2D: remaining overlay axes in array order
+            others = [a for a in range(3) if a != s_pos]
+            for cr in corners:
+                for cc in corners:
+                    pick = {a: idx[a][cr if screen_role[a] == "row" else cc] for a in others}
+                    w = {a: (weights[a] if (cr if screen_role[a] == "row" else cc) else 1 - weights[a])
+                         for a in others}
+                    g = plane[np.ix_(pick[others[0]], pick[others[1]])]
+                    if screen_role[others[0]] == "col":
+                        g = g.T
+                    if self.order == 0:
+                        result = g
+                    else:
+                        r_axis = others[0] if screen_role[others[0]] == "row" else others[1]
+                        c_axis = others[1] if r_axis == others[0] else others[0]
+                        out += (ws * w[r_axis][:, None] * w[c_axis][None, :] * g).astype(np.float32)
+        if self.order == 0:
+            out = np.array(result, copy=True)
+        r_ok = valid[screen_role.index("row")]
+        c_ok = valid[screen_role.index("col")]
+        inside = r_ok[:, None] & c_ok[None, :] & bool(valid[s_pos][0])
+        if not inside.all():
+            out = out.astype(np.result_type(out.dtype, np.min_scalar_type(self.fill)) if self.order == 0
+                             else np.float32, copy=False)
+            out[~inside] = self.fill
+        return out
+
+    def native_slice(self, slice_index: int) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
+        """The overlay's own pixels on the displayed slice, for drawing scaled (axis-parallel grids only).
+
+        Returns ``(image [rows', cols'] in screen orientation, (x, y, w, h))`` where the rectangle is in
+        continuous screen-pixel units of the base view (pixel (c, r) centred at (c + ½, r + ½)), or None when
+        the slice misses the overlay. Along the slice normal the overlay is interpolated between its two
+        nearest planes (``order=1``) or takes the nearest one (``order=0``).
+        """
+        if self._feeds is None:
+            raise ValueError("native_slice needs an overlay grid parallel to the base grid")
+        m, t, data = self.mapping, self._base_to_overlay, self.overlay.data3d
+        base = self._base_coords(slice_index)
+        n_over = (data.shape[2], data.shape[1], data.shape[0])
+        role = {}
+        for v in range(3):
+            b = self._feeds[v]
+            role["col" if b == m.col_axis else "row" if b == m.row_axis else "slice"] = v
+        v_s = role["slice"]
+        o_s = float(t[v_s, self._feeds[v_s]] * base[self._feeds[v_s]][0] + t[v_s, 3])
+        n_s = n_over[v_s]
+        if not -0.5 <= o_s <= n_s - 0.5:
+            return None
+        axis_s = 2 - v_s  # array axis
+        if self.order == 0:
+            plane = np.take(data, min(n_s - 1, max(0, int(np.floor(o_s + 0.5)))), axis=axis_s)
+        else:
+            oc = min(max(o_s, 0.0), n_s - 1.0)
+            lo = int(np.floor(oc))
+            hi = min(lo + 1, n_s - 1)
+            w = oc - lo
+            plane = np.take(data, lo, axis=axis_s)
+            if w > 1e-6:
+                plane = (1 - w) * plane.astype(np.float32) + w * np.take(data, hi, axis=axis_s).astype(np.float32)
+        # remaining array axes, in order; make rows follow the row-fed overlay axis
+        remaining = [a for a in range(3) if a != axis_s]
+        if remaining[0] != 2 - role["row"]:
+            plane = plane.T
+        rect = []
+        for name, screen_n in (("col", m.screen_shape[1]), ("row", m.screen_shape[0])):
+            v = role[name]
+            b = self._feeds[v]
+            flip = m.col_flip if name == "col" else m.row_flip
+            # o = alpha * screen + beta, from base index b = screen (or n-1-screen when flipped)
+            alpha = t[v, b] * (-1 if flip else 1)
+            beta = t[v, 3] + (t[v, b] * (screen_n - 1) if flip else 0.0)
+            e0, e1 = (-0.5 - beta) / alpha, (n_over[v] - 0.5 - beta) / alpha
+            if alpha < 0:
+                plane = plane[:, ::-1] if name == "col" else plane[::-1]
+            rect.append((min(e0, e1) + 0.5, abs(e1 - e0)))
+        (x, w_), (y, h_) = rect
+        return plane, (x, y, w_, h_)
+
+    # ---- oblique grids ------------------------------------------------------------------------------------
+    def _sample_general(self, slice_index: int) -> np.ndarray:
         from scipy.ndimage import map_coordinates
 
+        m = self.mapping
         rows, cols = m.screen_shape
         rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
         ijk = m.screen_to_index(slice_index, cc, rr).reshape(-1, 3)
@@ -201,13 +351,14 @@ class OverlaySampler:
         oijk = ijk @ t[:3, :3].T + t[:3, 3]
         data = self.overlay.data3d
         coords = oijk[:, ::-1].T  # array order (k, j, i)
+        shape = np.array(data.shape[:3])[:, None]
+        inside = np.all((coords >= -0.5) & (coords <= shape - 0.5), axis=0)
         if self.order == 0:
-            idx = np.rint(coords).astype(np.intp)
-            shape = np.array(data.shape[:3])[:, None]
-            inside = np.all((idx >= 0) & (idx < shape), axis=0)
-            out = np.full(idx.shape[1], self.fill, dtype=data.dtype)
+            idx = np.clip(np.floor(coords + 0.5).astype(np.intp), 0, shape - 1)
+            out = np.full(idx.shape[1], self.fill, dtype=np.result_type(data.dtype, np.min_scalar_type(self.fill)))
             out[inside] = data[idx[0, inside], idx[1, inside], idx[2, inside]]
             return out.reshape(rows, cols)
-        out = map_coordinates(np.asarray(data, dtype=np.float32), coords, order=self.order, mode="constant",
-                              cval=self.fill, prefilter=False)
+        clamped = np.clip(coords, 0, shape - 1)
+        out = map_coordinates(np.asarray(data, dtype=np.float32), clamped, order=1, mode="nearest", prefilter=False)
+        out[~inside] = self.fill
         return out.reshape(rows, cols).astype(np.float32, copy=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter
 
 from viewer.model import colormaps
 from viewer.model.geometry import OverlaySampler, SliceMapping
@@ -23,11 +24,26 @@ def label_outline(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+class SmoothImageItem(pg.ImageItem):
+    """An ImageItem that can be drawn with bilinear scaling (heatmaps shown at their own resolution)."""
+
+    smooth = False
+
+    def paint(self, p, *args) -> None:
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        super().paint(p, *args)
+
+
 class LayerImage:
     """Draws ``layer`` on the screen grid of ``base`` seen through ``mapping``.
 
-    The image occupies the scene rectangle (0, 0, cols·pw, rows·ph) in millimetres, so pixel (col, row)
+    The base grid occupies the scene rectangle (0, 0, cols·pw, rows·ph) in millimetres, so pixel (col, row)
     covers [col·pw, (col+1)·pw] × [row·ph, (row+1)·ph] and its centre is at ((col+½)·pw, (row+½)·ph).
+
+    Layers on the base grid are drawn slice by slice. Layers on another grid parallel to it (an engine's
+    coarser output) are drawn at their own resolution, scaled into the rectangle their voxels cover —
+    bilinear for heatmaps, blocky for labels — which is exact and costs no resampling. Oblique grids are
+    resampled per slice (:class:`~viewer.model.geometry.OverlaySampler`).
     """
 
     def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int, shown: bool = True) -> None:
@@ -37,12 +53,16 @@ class LayerImage:
         self.mapping = mapping
         order = 1 if isinstance(layer, HeatmapLayer) else 0
         self.sampler = OverlaySampler(base, layer.volume, mapping, order=order, fill=np.nan if order else 0)
-        self.item = pg.ImageItem()
+        self.native = not self.sampler.same_grid and self.sampler.axis_parallel
+        self.item = SmoothImageItem()
+        self.item.smooth = self.native and order == 1
         self.item.setZValue(z)
         rows, cols = mapping.screen_shape
         pw, ph = mapping.pixel_size
-        self._rect = QRectF(0, 0, cols * pw, rows * ph)
+        self._full_rect = QRectF(0, 0, cols * pw, rows * ph)
+        self._rect = self._full_rect
         self._slice: int | None = None
+        self._img: np.ndarray | None = None  # what is drawn: screen grid, or the layer's own pixels
         self._raw: np.ndarray | None = None
         layer.events.connect(self._on_layer_event)
 
@@ -63,22 +83,31 @@ class LayerImage:
         self.item.setOpacity(float(self.layer.opacity))
 
     def show_slice(self, slice_index: int) -> None:
-        """Sample the layer on ``slice_index`` (cached while the slice does not change) and draw it."""
-        if slice_index != self._slice or self._raw is None:
+        """Take the layer's pixels for ``slice_index`` (kept while the slice does not change) and draw them."""
+        if slice_index != self._slice or self._img is None:
             self._slice = slice_index
+            self._img = self._raw = None
+            self._rect = self._full_rect
             if 0 <= slice_index < self.mapping.n_slices:
-                self._raw = self.sampler.sample(slice_index)
-            else:
-                self._raw = None
+                if self.native:
+                    found = self.sampler.native_slice(slice_index)
+                    if found is not None:
+                        self._img, (x, y, w, h) = found
+                        pw, ph = self.mapping.pixel_size
+                        self._rect = QRectF(x * pw, y * ph, w * pw, h * ph)
+                else:
+                    self._img = self._raw = self.sampler.sample(slice_index)
         self._render()
 
     @property
     def raw(self) -> np.ndarray | None:
-        """The layer's values on the current slice in screen order (before colour mapping)."""
+        """The layer's values on the current slice on the base view's screen grid (before colour mapping)."""
+        if self._raw is None and self.native and self._slice is not None and 0 <= self._slice < self.mapping.n_slices:
+            self._raw = self.sampler.sample(self._slice)
         return self._raw
 
     def _render(self) -> None:
-        layer, img = self.layer, self._raw
+        layer, img = self.layer, self._img
         self._apply_visibility()
         if img is None:
             self.item.clear()
