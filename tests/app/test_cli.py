@@ -67,3 +67,13 @@ def test_convert_ct_series_matches_dcm2niix(tmp_path, shared_data):
     ref = nib.load(shared_data / "dicom/ct_series_dcm2niix/ct_series.nii.gz")
     np.testing.assert_allclose(ours.affine, ref.affine, atol=1e-3)
     np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(ref.dataobj))
+
+
+def test_lucent_console_entry_point(tmp_path):
+    exe = Path(sys.executable).parent / "lucent"
+    if not exe.exists():
+        pytest.skip("the project is not installed in this interpreter's environment (pip install -e .)")
+    proc = subprocess.run([str(exe), "convert", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "NIfTI" in proc.stdout
+    proc = subprocess.run([str(exe), "infer", "--list-engines"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "multires_cxr" in proc.stdout
