@@ -52,6 +52,24 @@ class AddAnnotation(QUndoCommand):
         self.document.annotations.remove(self.annotation)
 
 
+class EditAnnotation(QUndoCommand):
+    """Replace an annotation by its edited copy (moved point, new text); undo puts the old one back."""
+
+    def __init__(self, document: Document, old, new) -> None:
+        super().__init__(f"Edit {old.kind}")
+        self.document, self.old, self.new = document, old, new
+
+    def _swap(self, current, other) -> None:
+        annotations = self.document.annotations
+        annotations[annotations.index(current)] = other
+
+    def redo(self) -> None:
+        self._swap(self.old, self.new)
+
+    def undo(self) -> None:
+        self._swap(self.new, self.old)
+
+
 class RemoveAnnotations(QUndoCommand):
     def __init__(self, document: Document, annotations: list) -> None:
         super().__init__(f"Delete {len(annotations)} annotation(s)")
@@ -378,6 +396,8 @@ class MainWindow(QMainWindow):
         self.study_view = view
         self.study_view.hovered.connect(self._readout.setText)
         self.study_view.annotation_drawn.connect(self.add_annotation)
+        self.study_view.annotation_edited.connect(self.edit_annotation)
+        self.study_view.annotation_text_requested.connect(self.edit_annotation_text)
         tool = self.current_tool()
         self.study_view.set_tool(None if tool == "crosshair" else tool)
         self.setCentralWidget(self.study_view)
@@ -485,6 +505,19 @@ class MainWindow(QMainWindow):
                 return
             annotation.text = text
         self.undo_stack.push(AddAnnotation(self.document, annotation))
+
+    def edit_annotation(self, old, new) -> None:
+        """Put an edited copy of ``old`` in its place (undoable)."""
+        if self.document is not None and old in self.document.annotations:
+            self.undo_stack.push(EditAnnotation(self.document, old, new))
+
+    def edit_annotation_text(self, annotation) -> None:
+        """Ask for a new label for a text or arrow annotation (undoable)."""
+        from viewer.model.annotations import Annotation
+
+        text = self.ask_text("Label:")
+        if text is not None and (text.strip() or annotation.kind == "arrow"):
+            self.edit_annotation(annotation, Annotation(annotation.kind, annotation.plane, annotation.points, text))
 
     def on_delete_annotations(self) -> None:
         """Delete the annotations shown on the focused (or axial) view's current slice."""

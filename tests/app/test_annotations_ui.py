@@ -56,3 +56,25 @@ def test_ellipse_reports_heatmaps_under_it(demo_window):
     axial.draw_annotation("ellipse", [axial.scene_of_screen(150, 200), axial.scene_of_screen(200, 250)])
     texts = [it.textItem.toPlainText() for it in axial.annotation_items.items if hasattr(it, "textItem")]
     assert any("query · liver: 0.25 ± 0 sim" in t for t in texts), texts
+
+
+def test_drag_a_ruler_end_and_relabel_text(demo_window, monkeypatch):
+    axial = demo_window.study_view.views["axial"]
+    axial.draw_annotation("ruler", [axial.scene_of_screen(100, 100), axial.scene_of_screen(200, 100)])
+    ruler = demo_window.document.annotations[0]
+    hit = axial.annotation_point_near(axial.scene_of_screen(201, 101))
+    assert hit == (ruler, 1)
+    assert axial.annotation_point_near(axial.scene_of_screen(150, 300)) is None
+    moved = axial.moved_annotation(ruler, 1, axial.scene_of_screen(100, 250))
+    axial.annotation_edited.emit(ruler, moved)
+    new = demo_window.document.annotations[0]
+    assert new is not ruler
+    assert np.linalg.norm(new.points[1] - new.points[0]) == pytest.approx(150 * demo_window.document.base.spacing[1])
+    demo_window.actions_by_id["undo"].trigger()
+    assert demo_window.document.annotations[0] is ruler
+    monkeypatch.setattr(demo_window, "ask_text", lambda title: "old")
+    axial.draw_annotation("text", [axial.scene_of_screen(50, 50)])
+    label = demo_window.document.annotations[1]
+    monkeypatch.setattr(demo_window, "ask_text", lambda title: "new label")
+    axial.annotation_text_requested.emit(label)
+    assert demo_window.document.annotations[1].text == "new label"

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from .errors import LoadError, fail
@@ -96,7 +95,8 @@ def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | 
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
         pixel_offset, keyword = _pixel_value_offset(fp, ds)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pydicom on damaged bytes raises many types (ValueError,
+        # BytesLengthException, NotImplementedError for an unknown VR, struct.error, EOFError…)
         if not complete:
             return None
         raise fail(path, f"corrupt or truncated DICOM header ({type(exc).__name__})") from None
@@ -142,7 +142,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
             enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
             planar=_int(ds.get("PlanarConfiguration", 0), 0),
         )
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - lazily converted elements fail in many ways
         raise fail(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from None
     return rec
 

@@ -31,8 +31,11 @@ def dicom_metadata(ds: Dataset, source: str) -> dict[str, Any]:
     series_description, patient_name, patient_id, study_date, series_uid, body_part, photometric, source,
     warnings (an empty list, filled by the reader)."""
     md: dict[str, Any] = {"source": source, "warnings": []}
-    wc = _float_or_none(ds.get("WindowCenter"))
-    ww = _float_or_none(ds.get("WindowWidth"))
+    try:
+        wc = _float_or_none(ds.get("WindowCenter"))
+        ww = _float_or_none(ds.get("WindowWidth"))
+    except Exception:  # noqa: BLE001 - e.g. BytesLengthException for a damaged VR: no window then
+        wc = ww = None
     if wc is not None and ww is not None and ww > 0:
         md["window_center"], md["window_width"] = wc, ww
     for key, kw in (

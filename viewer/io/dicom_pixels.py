@@ -174,7 +174,11 @@ def check_encapsulated_complete(h: DicomHeader) -> int | None:
     or a missing delimiter, means the file was truncated. Returns the number of fragments after the basic
     offset table (None when not encapsulated or not walkable).
     """
-    if h.pixel_offset is None or not h.transfer_syntax.is_encapsulated:
+    try:
+        encapsulated = h.transfer_syntax.is_encapsulated
+    except ValueError:  # not a transfer syntax UID at all: the decoder lookup reports it
+        return None
+    if h.pixel_offset is None or not encapsulated:
         return None
     try:
         with open(h.path, "rb") as f:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _volume_from_image(path: Path, img, ram_fraction: float) -> Volume:
             raw = np.asarray(proxy.get_unscaled())
     except MemoryError:
         raise fail(path, f"not enough memory for {nbytes / 1e9:.1f} GB of voxels") from None
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise fail(path, f"truncated or corrupt NIfTI data ({type(exc).__name__})") from None
 
     while raw.ndim < 3:

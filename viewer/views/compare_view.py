@@ -22,6 +22,8 @@ class CompareView(QWidget):
 
     hovered = Signal(str)
     annotation_drawn = Signal(object)
+    annotation_edited = Signal(object, object)
+    annotation_text_requested = Signal(object)
 
     def __init__(self, document: Document, groups: Sequence[Sequence[Layer]], plane: str = "axial",
                  parent: QWidget | None = None) -> None:
@@ -38,6 +40,8 @@ class CompareView(QWidget):
             view = SliceView(document, plane, self, only_layers={id(la) for la in group})
             view.hovered.connect(self.hovered)
             view.annotation_drawn.connect(self.annotation_drawn)
+            view.annotation_edited.connect(self.annotation_edited)
+            view.annotation_text_requested.connect(self.annotation_text_requested)
             grid.addWidget(view, n // 2 if len(groups) > 2 else 0, n % 2 if len(groups) > 2 else n)
             if self.viewports:
                 view.viewbox.setXLink(self.viewports[0].viewbox)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from viewer.model import colormaps
-from viewer.model.annotations import Annotation
+from viewer.model.annotations import Annotation, on_slice
 from viewer.model.document import Document
 from viewer.model.geometry import SliceMapping
 from viewer.model.layers import HeatmapLayer, ImageLayer
@@ -37,6 +37,7 @@ class _SliceViewBox(pg.ViewBox):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self._view = view
         self._wl_start: tuple[WindowLevel, QPointF] | None = None
+        self._grab: tuple[Annotation, int] | None = None  # annotation point being dragged
 
     def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 (Qt API)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -48,7 +49,10 @@ class _SliceViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802
         if ev.button() == Qt.MouseButton.LeftButton:
-            if self._view.tool == "text":
+            hit = self._view.annotation_point_near(self.mapToView(ev.pos())) if ev.double() else None
+            if hit is not None and hit[0].kind in ("text", "arrow"):
+                self._view.annotation_text_requested.emit(hit[0])
+            elif self._view.tool == "text":
                 self._view.draw_annotation("text", [self.mapToView(ev.pos())])
             else:
                 self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
@@ -73,7 +77,19 @@ class _SliceViewBox(pg.ViewBox):
                 self._view.preview_annotation(self._view.tool, [p0, p1])
         elif button == Qt.MouseButton.LeftButton:
             ev.accept()
-            self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
+            if ev.isStart():
+                self._grab = self._view.annotation_point_near(self.mapToView(ev.buttonDownPos()))
+            if self._grab is None:
+                self._view.set_crosshair_at_scene(self.mapToView(ev.pos()))
+                return
+            annotation, n = self._grab
+            moved = self._view.moved_annotation(annotation, n, self.mapToView(ev.pos()))
+            if ev.isFinish():
+                self._grab = None
+                self._view.clear_preview()
+                self._view.annotation_edited.emit(annotation, moved)
+            else:
+                self._view.preview(moved)
         elif button == Qt.MouseButton.RightButton:
             ev.accept()
             if ev.isStart():
@@ -96,10 +112,14 @@ class SliceView(QWidget):
         hovered(str): read-out text (voxel index, patient mm, value) under the mouse.
         annotation_drawn(Annotation): the user finished drawing with a tool (``tool`` = "ruler",
             "ellipse", "arrow" or "text"; None = crosshair).
+        annotation_edited(Annotation, Annotation): the user dragged a point of an annotation (with the
+            crosshair tool, starting within a few pixels of the point); the app replaces it (undoable).
     """
 
     hovered = Signal(str)
     annotation_drawn = Signal(object)  # Annotation, not yet in the Document: the app adds it (undoable)
+    annotation_edited = Signal(object, object)  # (annotation in the Document, its edited copy)
+    annotation_text_requested = Signal(object)  # double-click on a text/arrow annotation: edit its label
 
     def __init__(self, document: Document, plane: str, parent: QWidget | None = None,
                  only_layers: set[int] | None = None) -> None:
@@ -240,8 +260,12 @@ class SliceView(QWidget):
 
     def preview_annotation(self, kind: str, scene_points: list[QPointF]) -> None:
         """Show the annotation being drawn (not in the Document yet)."""
+        self.preview(self._annotation(kind, scene_points))
+
+    def preview(self, annotation: Annotation) -> None:
+        """Draw ``annotation`` as a preview on top (replacing the previous preview)."""
         self.clear_preview()
-        self._preview = self.annotation_items.make(self._annotation(kind, scene_points))
+        self._preview = self.annotation_items.make(annotation)
         for it in self._preview:
             it.setZValue(950)
             self.viewbox.addItem(it, ignoreBounds=True)
@@ -250,6 +274,26 @@ class SliceView(QWidget):
         for it in self._preview:
             self.viewbox.removeItem(it)
         self._preview = []
+
+    def annotation_point_near(self, pt: QPointF, pixels: float = 6.0) -> tuple[Annotation, int] | None:
+        """The annotation on this slice with a point within ``pixels`` screen pixels of scene point ``pt``."""
+        tolerance = pixels * max(self.viewbox.viewPixelSize())
+        best = None
+        for a in self.document.annotations:
+            if not on_slice(a, self.document.base, self._mapping, self.slice_index):
+                continue
+            for n, p in enumerate(a.points):
+                q = self.annotation_items.scene_point(p)
+                d = float(np.hypot(q.x() - pt.x(), q.y() - pt.y()))
+                if d <= tolerance and (best is None or d < best[0]):
+                    best = (d, a, n)
+        return None if best is None else (best[1], best[2])
+
+    def moved_annotation(self, annotation: Annotation, n: int, pt: QPointF) -> Annotation:
+        """A copy of ``annotation`` with point ``n`` moved to scene point ``pt`` (on this slice)."""
+        points = annotation.points.copy()
+        points[n] = self._patient_of_scene(pt)
+        return Annotation(annotation.kind, annotation.plane, points, annotation.text)
 
     def draw_annotation(self, kind: str, scene_points: list[QPointF]) -> None:
         """Emit ``annotation_drawn`` for a finished drawing; zero-length shapes are dropped."""

@@ -25,6 +25,8 @@ class StudyView(QWidget):
 
     hovered = Signal(str)
     annotation_drawn = Signal(object)
+    annotation_edited = Signal(object, object)
+    annotation_text_requested = Signal(object)
 
     def __init__(self, document: Document, layout: str = "mpr", plane: str = "axial",
                  parent: QWidget | None = None, with_3d: bool = True) -> None:
@@ -68,6 +70,8 @@ class StudyView(QWidget):
         view = SliceView(self.document, plane, self)
         view.hovered.connect(self.hovered)
         view.annotation_drawn.connect(self.annotation_drawn)
+        view.annotation_edited.connect(self.annotation_edited)
+        view.annotation_text_requested.connect(self.annotation_text_requested)
         self.views[plane] = view
         grid.addWidget(view, row, col)
 
