@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.engines.job_status)  # stays visible during messages
         self._build_menus()
         self.autosaver = Autosaver(self)
-        self.autosaver.view_state = lambda: {"layout": self.layout_name}
+        self.autosaver.view_state = self.view_state
 
     def _add_dock(self, title: str, widget: QWidget,
                   area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
@@ -317,6 +317,9 @@ class MainWindow(QMainWindow):
             return False
         self.layout_name = view.get("layout", self.layout_name)
         self.set_document(doc)
+        if hasattr(self.study_view, "apply_view_state"):
+            QApplication.processEvents()  # lay the new views out first: zoom ranges depend on their size
+            self.study_view.apply_view_state(view)
         self.settings.add_recent(path)
         return True
 
@@ -335,6 +338,13 @@ class MainWindow(QMainWindow):
                     f"{n_layers} layer(s) and {n_ann} annotation(s). Restore it?")
         return self.ask_restore(question) and self.open_workspace(saved)
 
+    def view_state(self) -> dict:
+        """Layout, zoom/pan and 3D camera, saved in workspaces and autosaves."""
+        state = {"layout": self.layout_name}
+        if hasattr(self.study_view, "view_state"):
+            state.update(self.study_view.view_state())
+        return state
+
     def ask_restore(self, question: str) -> bool:
         answer = QMessageBox.question(self, "Restore work?", question)
         return answer == QMessageBox.StandardButton.Yes
@@ -349,7 +359,7 @@ class MainWindow(QMainWindow):
     def save_workspace(self, path: str | Path) -> None:
         from viewer.io.workspace import save_workspace
 
-        save_workspace(self.document, path, view_state={"layout": self.layout_name})
+        save_workspace(self.document, path, view_state=self.view_state())
         self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -46,3 +46,23 @@ def test_declining_restore_opens_plain_study(qtbot, tmp_path, shared_data):
     win2.ask_restore = lambda q: False
     assert win2.open_paths([path])
     assert len(win2.document.annotations) == 0
+
+
+def test_workspace_keeps_zoom_and_3d_camera(window, qtbot, tmp_path):
+    window.open_demo()
+    view = window.study_view
+    view.ensure_3d()
+    view.views["axial"].viewbox.setRange(xRange=(100, 200), yRange=(150, 250), padding=0)
+    qtbot.wait(20)  # let the locked aspect ratio settle the range
+    view.slot_3d.set_camera("L")
+    cam = view.slot_3d.scene.camera_state()
+    saved = view.views["axial"].viewbox.viewRange()  # as the locked aspect ratio made it
+    out = tmp_path / "ws.lucent"
+    window.save_workspace(out)
+    view.reset_zoom()
+    view.slot_3d.set_camera("A")
+    assert window.open_paths([out])
+    restored = window.study_view
+    got = restored.views["axial"].viewbox.viewRange()
+    assert np.allclose(got, saved, atol=1.0), (got, saved)
+    assert np.allclose(restored.slot_3d.scene.camera_state()["position"], cam["position"])

@@ -105,6 +105,25 @@ class StudyView(QWidget):
         for v in self.views.values():
             v.tool = tool
 
+    def view_state(self) -> dict:
+        """Zoom/pan of each slice view (scene mm ranges) and the 3D camera, for workspaces."""
+        state: dict = {"ranges": {p: [list(r) for r in v.viewbox.viewRange()] for p, v in self.views.items()}}
+        scene = getattr(self.slot_3d, "scene", None)
+        if scene is not None:
+            state["camera3d"] = scene.camera_state()
+        return state
+
+    def apply_view_state(self, state: dict) -> None:
+        """Restore a :meth:`view_state` (unknown planes and a missing 3D view are ignored)."""
+        for plane, (xr, yr) in state.get("ranges", {}).items():
+            if plane in self.views:
+                self.views[plane].viewbox.setRange(xRange=xr, yRange=yr, padding=0)
+        if "camera3d" in state:
+            self.ensure_3d()
+            scene = getattr(self.slot_3d, "scene", None)
+            if scene is not None:
+                scene.set_camera_state(state["camera3d"])
+
     def reset_zoom(self) -> None:
         for v in self.views.values():
             v.reset_zoom()

@@ -813,6 +813,22 @@ class Scene3D:
         cam.SetPosition(*(centre - dist * direction))
         self.renderer.ResetCameraClippingRange()
 
+    def camera_state(self) -> dict[str, list[float]]:
+        """Camera position, focal point, view-up (patient LPS mm) and view angle, for workspaces."""
+        cam = self.renderer.GetActiveCamera()
+        return {"position": list(cam.GetPosition()), "focal_point": list(cam.GetFocalPoint()),
+                "view_up": list(cam.GetViewUp()), "view_angle": [cam.GetViewAngle()]}
+
+    def set_camera_state(self, state: dict[str, list[float]]) -> None:
+        """Restore a :meth:`camera_state`."""
+        cam = self.renderer.GetActiveCamera()
+        cam.SetPosition(*state["position"])
+        cam.SetFocalPoint(*state["focal_point"])
+        cam.SetViewUp(*state["view_up"])
+        cam.SetViewAngle(state["view_angle"][0])
+        self.renderer.ResetCameraClippingRange()
+        self.changed()
+
     def reset_camera(self) -> None:
         """Back to the anterior view, framing the whole volume."""
         self.set_camera("A")
