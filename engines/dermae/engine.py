@@ -1,0 +1,219 @@
+"""Lucent engine: DERMAE dermoscopy classification (melanoma / seborrheic keratosis / nevus) + Grad-CAM.
+
+Qt-free; torch is imported lazily inside :meth:`DermaeEngine.run` so that importing this module (and the
+registry) stays cheap. The shipped network is the distilled **student** CNN (``model.safetensors``); the ViT
+teacher (``teacher.safetensors``) is shipped for reference and evaluation only.
+
+Input: a 2D colour (RGB/RGBA) photograph, modality "XC" or "OT". Grey images and 3D volumes are refused with
+an :class:`EngineError`. The photo is squashed to ``S × S`` (S = 64 for the demo weights) as in training.
+
+Saliency overlay geometry
+-------------------------
+Grad-CAM is taken on the student's last stage, an ``n × n`` grid (n = S/8). The map is squashed back over the
+whole photo: map pixel (u, v) covers ``W/n × H/n`` photo pixels, so its affine is
+``volume.affine @ map_to_image_matrix((n, n), (H, W))`` — the pixel-centre mapping of
+:func:`engines.multires_cxr.engine.map_to_image_matrix` (imported, shared by the engines).
+
+When the photo came from a folder laid out like ../shared/data/dermoscopy (``images/ISIC_x.jpg`` beside
+``masks/ISIC_x_segmentation.png``), the ground-truth lesion mask is added as a comparison layer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engines.base import (
+    Cancelled,
+    CancelledFn,
+    Engine,
+    EngineError,
+    EngineResult,
+    Overlay,
+    ProgressFn,
+    _never,
+    _no_progress,
+    finite_or_raise,
+)
+from engines.multires_cxr.engine import map_to_image_matrix
+from viewer.model.volume import Volume
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS_DIR = REPO / "resources" / "weights" / "dermae"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
+CLASS_NAMES: tuple[str, ...] = ("melanoma", "seborrheic keratosis", "nevus")
+LEGEND = "Grad-CAM of the student CNN (last conv stage), min-max normalised"
+MIN_SIDE = 32
+
+
+class DermaeEngine(Engine):
+    """Class probabilities for a dermoscopy photo + a Grad-CAM saliency overlay (+ lesion mask when found).
+
+    Args:
+        weights: a student ``.safetensors`` file (default: the shipped demo weights); loaded with ``strict=True``,
+            its config read from the file's metadata.
+    """
+
+    id: ClassVar[str] = "dermae"
+    title: ClassVar[str] = "DERMAE dermoscopy (distilled student)"
+    paper: ClassVar[str] = ("DERMAE: dermoscopy classification under class imbalance with class-conditional latent "
+                            "diffusion balancing, an MAE-pretrained ViT teacher and knowledge distillation "
+                            "(seed 001; DESIGN §3.4).")
+    modalities: ClassVar[tuple[str, ...]] = ("XC", "OT")
+    dims: ClassVar[tuple[int, ...]] = (2,)
+    takes_query: ClassVar[bool] = False
+    outputs = ("scores", "saliency", "mask")
+    labels: ClassVar[tuple[str, ...]] = CLASS_NAMES
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        self._model: Any = None
+
+    # ---- description -------------------------------------------------------------------------------
+    @staticmethod
+    def card() -> dict[str, Any]:
+        """The shipped model card (``card.json``), or {} when absent."""
+        p = WEIGHTS_DIR / "card.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    @staticmethod
+    def card_text() -> str:
+        """The human-readable model card (``card.md``)."""
+        p = WEIGHTS_DIR / "card.md"
+        return p.read_text() if p.exists() else "No model card shipped."
+
+    # ---- weights -----------------------------------------------------------------------------------
+    def load(self) -> Any:
+        """Load (once) and return the student; :class:`EngineError` on a missing or mismatching file."""
+        if self._model is not None:
+            return self._model
+        path = self.weights
+        if path.suffix != ".safetensors":
+            raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
+                              "refused; convert with `lucent convert-weights`).")
+        if not path.exists():
+            raise EngineError(f"Weights file not found: {path}")
+        expected = self.card().get("sha256") if path.resolve() == DEFAULT_WEIGHTS.resolve() else None
+        from engines.dermae.weights_io import load_model
+
+        try:
+            self._model = load_model(path, "student", expected_sha256=expected)
+        except EngineError:
+            raise
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(f"Cannot load {path} as DERMAE student weights: {exc}") from exc
+        return self._model
+
+    # ---- run ---------------------------------------------------------------------------------------
+    def preprocess(self, volume: Volume) -> np.ndarray:
+        """Check the volume and return its photo as ``uint8 [H, W, 3]``.
+
+        Raises:
+            EngineError: 3D, not colour, wrong modality, empty, too small, NaN/Inf or constant.
+        """
+        self.check_input(volume)
+        if not volume.rgb or volume.array.ndim != 3:
+            raise EngineError(f"{self.title} needs a colour (RGB) dermoscopy photo; this image is grey "
+                              f"(array shape {tuple(volume.array.shape)}).")
+        a = volume.array[..., :3]
+        if a.dtype != np.uint8:
+            finite_or_raise(a)
+            a = a.astype(np.float64)
+            if a.max() <= 1.0:
+                a = a * 255.0
+            a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+        if min(a.shape[:2]) < MIN_SIDE:
+            raise EngineError(f"The photo is too small ({a.shape[1]}×{a.shape[0]} px); {self.title} needs at "
+                              f"least {MIN_SIDE} px per side.")
+        if int(a.max()) == int(a.min()):
+            raise EngineError("The photo is constant (one colour); nothing to analyse.")
+        return np.ascontiguousarray(a)
+
+    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
+            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
+        """Class probabilities + Grad-CAM overlay (and the lesion mask when found); see the module docstring."""
+        progress(0.0, "checking the photo")
+        photo = self.preprocess(volume)
+        self.check_cancelled(cancelled)
+        progress(0.1, "loading weights")
+        model = self.load()
+        self.check_cancelled(cancelled)
+        import torch
+
+        from engines.dermae.data import resize_rgb, to_tensor
+
+        s = int(model.image_size)
+        progress(0.3, f"resizing to {s}×{s}")
+        x = to_tensor(resize_rgb(photo, s)[None])
+        self.check_cancelled(cancelled)
+        progress(0.5, "running the network (Grad-CAM)")
+        notes: list[str] = []
+        dev = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
+        try:
+            logits, cam = self._forward(model, x, dev)
+        except torch.OutOfMemoryError:
+            notes.append(f"Out of GPU memory on {device}; ran on the CPU instead.")
+            logits, cam = self._forward(model, x, torch.device("cpu"))
+        self.check_cancelled(cancelled)
+        progress(0.8, "building overlays")
+        probs = torch.softmax(logits.double(), 1)[0].numpy()
+        scores = {name: float(p) for name, p in zip(CLASS_NAMES, probs, strict=True)}
+        top = int(np.argmax(probs))
+        m = cam[0].numpy().astype(np.float64)
+        lo, hi = float(m.min()), float(m.max())
+        norm = ((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)).astype(np.float32)
+        if hi <= lo:
+            notes.append("Grad-CAM is zero everywhere for this photo (no positive evidence map).")
+        h, w = photo.shape[:2]
+        affine = volume.affine @ map_to_image_matrix(norm.shape, (h, w))
+        ov = Volume(norm, affine=affine, modality=volume.modality, spacing_known=volume.spacing_known,
+                    metadata={"class": CLASS_NAMES[top], "probability": float(probs[top]),
+                              "raw_cam_range": (lo, hi), "method": "Grad-CAM", "source": self.id})
+        overlays = [Overlay(name=f"Grad-CAM · {CLASS_NAMES[top]}", kind="saliency", volume=ov,
+                            value_range=(0.0, 1.0), colormap="inferno",
+                            legend=f"{CLASS_NAMES[top]}: {LEGEND} (p = {probs[top]:.2f})", units="a.u.")]
+        self.check_cancelled(cancelled)
+        mask = self._find_mask(volume, (h, w))
+        if mask is not None:
+            mv = Volume(mask, affine=volume.affine.copy(), modality=volume.modality,
+                        spacing_known=volume.spacing_known, metadata={"source": "ISIC-2017 ground truth"})
+            overlays.append(Overlay(name="lesion mask (ground truth)", kind="mask", volume=mv, value_range=(0, 1),
+                                    colormap="labels", legend="ISIC-2017 lesion segmentation (comparison layer)",
+                                    label_names={1: "lesion"}))
+        notes.append("Research demo weights, not for clinical use; trained on 450 ISIC-2017 images at 64×64 px.")
+        progress(1.0, "done")
+        return EngineResult(overlays=overlays, scores=scores, notes=notes)
+
+    @staticmethod
+    def _forward(model: Any, x: Any, dev: Any) -> tuple[Any, Any]:
+        from engines.dermae.model import grad_cam
+
+        m = model.to(dev)
+        logits, cam = grad_cam(m, x.to(dev))
+        model.to("cpu")
+        return logits.float().cpu(), cam.float().cpu()
+
+    @staticmethod
+    def _find_mask(volume: Volume, shape: tuple[int, int]) -> np.ndarray | None:
+        """The ISIC lesion mask beside the photo (``../masks/<id>_segmentation.png``), as uint8 0/1, or None."""
+        src = volume.metadata.get("source") if isinstance(volume.metadata, dict) else None
+        if not src:
+            return None
+        p = Path(str(src))
+        cand = p.parent.parent / "masks" / f"{p.stem}_segmentation.png"
+        if not cand.is_file():
+            return None
+        try:
+            from PIL import Image
+
+            with Image.open(cand) as im:
+                m = (np.asarray(im.convert("L")) > 127).astype(np.uint8)
+        except (OSError, ValueError):
+            return None
+        return m if m.shape == shape else None
+
+
+__all__ = ["DermaeEngine", "Cancelled", "map_to_image_matrix"]
