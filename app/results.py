@@ -41,7 +41,8 @@ def overlay_to_layer(engine: Engine, overlay: Overlay, name: str, provenance: st
     """One overlay → a heatmap layer (saliency, similarity) or a labels layer (mask)."""
     if overlay.kind == "mask":
         return LabelsLayer(name=name, volume=_as_labels(overlay.volume), colormap=overlay.colormap or "labels",
-                           provenance=provenance, label_names=dict(overlay.label_names))
+                           provenance=provenance, label_names=dict(overlay.label_names),
+                           outline=overlay.volume.metadata.get("display") == "outline")
     lo, hi = (float(v) for v in overlay.value_range)
     return HeatmapLayer(name=name, volume=overlay.volume, colormap=overlay.colormap or "inferno",
                         provenance=provenance, value_range=(lo, hi), units=overlay.units,

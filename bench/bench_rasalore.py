@@ -1,0 +1,116 @@
+"""CPU latency of the rasalore engine per slice and per 155-slice 240×240 brain MR volume (target ≤ 5 s).
+
+Usage: ``python bench/bench_rasalore.py [--repeats 3] [--threads 2] [--paper]``
+
+Measures (median / p90 over ``--repeats`` runs after one warm-up):
+
+* ``engine.run`` end to end on a real 240×240×155 FLAIR (../shared/data/brain_mri, BRATS 2013 pat0001 — the
+  held-out patient; synthetic when absent): brain mask, normalisation, per-slice crop + network + paste-back,
+  overlays. Divided by the number of brain slices it ran on → per-slice latency;
+* the network forward alone on one 128² slice (demo), and with ``--paper`` the paper config (untrained);
+* GPU throughput (slices/s, batch 64, fp32) when CUDA is available.
+
+Writes ``bench/results/rasalore.json``. Numbers depend on what else the machine runs; no timed assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.rasalore.engine import RASALoREEngine  # noqa: E402
+from engines.rasalore.model import CONFIGS, RASALoRE  # noqa: E402
+from viewer.model.volume import Volume  # noqa: E402
+
+
+def timeit(fn, repeats: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return {"median_s": float(np.median(ts)), "p90_s": float(np.percentile(ts, 90)), "repeats": repeats}
+
+
+def flair_volume() -> tuple[Volume, str]:
+    data = Path(os.environ.get("LUCENT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "brain_mri"
+    f = data / "brats_2013_pat0001_1" / "Flair_subtrMeanDivStd.nii.gz"
+    if f.exists():
+        from viewer.io import load_volume
+
+        return load_volume(f), "BRATS 2013 pat0001 FLAIR"
+    rng = np.random.default_rng(0)
+    a = np.zeros((155, 240, 240), np.float32)
+    a[20:135, 40:200, 50:190] = rng.random((115, 160, 140))
+    return Volume(a, modality="MR"), "synthetic"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--paper", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rasalore.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    vol, source = flair_volume()
+    eng = RASALoREEngine()
+    from engines.rasalore.preprocess import brain_mask, slice_boxes
+
+    n_slices = int((slice_boxes(brain_mask(vol.array))[:, 0] >= 0).sum())
+    rows: dict[str, dict[str, float]] = {}
+    rows[f"engine.run, volume {'×'.join(map(str, vol.array.shape[::-1]))}"] = timeit(lambda: eng.run(vol), args.repeats)
+    per_slice = next(iter(rows.values()))["median_s"] / n_slices
+    model = eng.load()
+    x = torch.rand(1, 1, 128, 128)
+    with torch.inference_mode():
+        rows["forward 1 slice 128² (demo)"] = timeit(lambda: model(x), 10)
+        xb = torch.rand(16, 1, 128, 128)
+        rows["forward 16 slices 128² (demo), per slice"] = {
+            k: (v / 16 if k != "repeats" else v) for k, v in timeit(lambda: model(xb), 3).items()}
+        if args.paper:
+            paper = RASALoRE(CONFIGS["paper"]).eval()
+            rows["forward 1 slice 128² (paper config)"] = timeit(lambda: paper(x), 3)
+    gpu = None
+    if torch.cuda.is_available():
+        m = model.to("cuda")
+        xg = torch.rand(64, 1, 128, 128, device="cuda")
+        with torch.inference_mode():
+            def step() -> None:
+                m(xg)
+                torch.cuda.synchronize()
+            t = timeit(step, 10)
+        gpu = {"device": torch.cuda.get_device_name(), "batch": 64, "slices_per_s": 64 / t["median_s"]}
+    print(f"rasalore latency, {args.threads} CPU threads, volume: {source} ({n_slices} brain slices run)")
+    print(f"{'what':46s} {'median s':>9s} {'p90 s':>8s}")
+    for k, v in rows.items():
+        print(f"{k:46s} {v['median_s']:9.4f} {v['p90_s']:8.4f}")
+    print(f"engine per brain slice: {per_slice:.4f} s")
+    target = 5.0
+    ok = next(iter(rows.values()))["median_s"] <= target
+    print(f"target ≤ {target} s per 155-slice volume: {'met' if ok else 'NOT met'}")
+    if gpu:
+        print(f"GPU {gpu['device']}: {gpu['slices_per_s']:.0f} slices/s (batch 64)")
+    res = {"engine": "rasalore", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count(), "torch": torch.__version__, "volume": source, "brain_slices": n_slices,
+           "results": rows, "per_slice_s": per_slice, "target_s": target, "target_met": ok, "gpu": gpu,
+           "load_average": os.getloadavg()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Lucent engine: RASALoRE weakly supervised brain-tumour segmentation (BMVC 2025), slice by slice.
+
+Qt-free; torch is imported lazily inside :meth:`RASALoREEngine.run`, so importing this module (and the
+registry) stays cheap.
+
+Input: a 3D brain MR volume ``[Z, H, W]`` (axial slices along the array's first axis, as BraTS NIfTI files
+load in Lucent), skull-stripped, any intensity scale — FLAIR or T1c (the two modalities the shipped weights
+were trained on; T1/T2 run but were not trained). NIfTI files carry no modality, so "OT" volumes are taken
+too; CT (by tag, or by Hounsfield-like values) and 2D images are refused with a plain message.
+
+Output, on the INPUT grid (same shape, same affine — no resampling needed):
+
+* mask overlay: uint8, 1 = whole tumour, ``label_names {1: "tumour (whole)"}`` (a LabelsLayer; the mask's
+  metadata asks for outline display);
+* saliency overlay: the point-activation map (sigmoid of the 32×32 candidate-point MLP) of every slice, resized
+  bilinearly onto its brain box; 0 outside the brain;
+* score: the largest point activation over all slices ("tumour present").
+
+Each slice with brain (≥ 400 brain pixels) goes through :mod:`engines.rasalore.preprocess` (brain-box crop →
+128², gamma 2) and the stage-2 network; progress is reported per slice and ``cancelled()`` polled between slices.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engines.base import (
+    CancelledFn,
+    Engine,
+    EngineError,
+    EngineResult,
+    Overlay,
+    ProgressFn,
+    _never,
+    _no_progress,
+    finite_or_raise,
+)
+from viewer.model.volume import Volume
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS_DIR = REPO / "resources" / "weights" / "rasalore"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
+MIN_SIDE = 64
+MIN_SLICES = 8
+THRESHOLD = 0.5
+TRAINED_MODALITIES = ("FLAIR", "T1c")
+
+
+class RASALoREEngine(Engine):
+    """Whole-tumour mask + point-activation heatmap for a brain MR volume (RASALoRE stage 2)."""
+
+    id: ClassVar[str] = "rasalore"
+    title: ClassVar[str] = "RASALoRE brain tumour"
+    paper: ClassVar[str] = ("Sharma B. et al. RASALoRE: Region Aware Spatial Attention with Location-based Random "
+                            "Embeddings for weakly supervised anomaly detection in brain MRI scans. BMVC 2025.")
+    modalities: ClassVar[tuple[str, ...]] = ("MR", "OT")
+    dims: ClassVar[tuple[int, ...]] = (3,)
+    takes_query: ClassVar[bool] = False
+    outputs = ("mask", "saliency", "scores")
+
+    def __init__(self, weights: str | Path | None = None, threshold: float = THRESHOLD) -> None:
+        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        self.threshold = threshold
+        self._model: Any = None
+
+    # ---- description -------------------------------------------------------------------------------
+    @staticmethod
+    def card() -> dict[str, Any]:
+        p = WEIGHTS_DIR / "card.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    @staticmethod
+    def card_text() -> str:
+        p = WEIGHTS_DIR / "card.md"
+        return p.read_text() if p.exists() else "No model card shipped."
+
+    # ---- weights -----------------------------------------------------------------------------------
+    def load(self) -> Any:
+        """Load (once) the stage-2 network; :class:`EngineError` naming the file on any problem."""
+        if self._model is not None:
+            return self._model
+        path = self.weights
+        if path.suffix != ".safetensors":
+            raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
+                              "refused; convert them with `lucent convert-weights`).")
+        if not path.exists():
+            raise EngineError(f"Weights file not found: {path}")
+        expected = self.card().get("sha256") if path.resolve() == DEFAULT_WEIGHTS.resolve() else None
+        from engines.rasalore.weights_io import load_stage2
+
+        self._model = load_stage2(path, expected)
+        return self._model
+
+    # ---- input checks ------------------------------------------------------------------------------
+    def check_input(self, volume: Volume) -> None:
+        """Base checks (3D, modality, not empty) plus: grey, big enough, finite, not CT-like, has a brain."""
+        if volume.modality == "CT":
+            raise EngineError(f"{self.title} works on brain MRI (FLAIR or T1c); this image is CT.")
+        if volume.is_2d:
+            raise EngineError(f"{self.title} needs a 3D brain MRI volume; this image is 2D.")
+        super().check_input(volume)
+        if volume.rgb:
+            raise EngineError(f"{self.title} needs a grey-scale MRI volume, not a colour image.")
+        z, h, w = volume.shape3d
+        if min(h, w) < MIN_SIDE or z < MIN_SLICES:
+            raise EngineError(f"The volume is too small ({w}×{h}×{z}); {self.title} needs axial slices of at "
+                              f"least {MIN_SIDE}×{MIN_SIDE} px and at least {MIN_SLICES} slices.")
+        finite_or_raise(volume.array, "MRI volume")
+        a = volume.array
+        if a.dtype.kind in "iu" or a.dtype.kind == "f":
+            lo = float(a.min())
+            if lo <= -900 and float((a <= -900).mean()) > 0.2:
+                raise EngineError(f"This volume looks like CT (values down to {lo:.0f}, as in Hounsfield units); "
+                                  f"{self.title} works on brain MRI only.")
+
+    # ---- run ---------------------------------------------------------------------------------------
+    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
+            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
+        """Mask + point-activation overlays on the input grid (see the module docstring)."""
+        progress(0.0, "checking the volume")
+        self.check_input(volume)
+        from engines.rasalore.preprocess import brain_mask, normalise_volume, slice_boxes
+
+        vol = volume.data3d
+        brain = brain_mask(vol)
+        try:
+            vol01 = normalise_volume(vol, brain)
+        except ValueError as exc:
+            raise EngineError(f"No brain found in this volume ({exc}); {self.title} needs a skull-stripped "
+                              "brain MRI.") from exc
+        boxes = slice_boxes(brain)
+        todo = np.nonzero(boxes[:, 0] >= 0)[0]
+        if len(todo) == 0:
+            raise EngineError("No slice of this volume holds enough brain to analyse.")
+        self.check_cancelled(cancelled)
+        progress(0.02, "loading weights")
+        model = self.load()
+        import torch
+        import torch.nn.functional as F
+
+        dev = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
+        notes: list[str] = []
+        if dev.type != torch.device(device).type:
+            notes.append(f"{device} is not available; ran on the CPU.")
+        model = model.to(dev)
+        shape = vol.shape
+        prob = np.zeros(shape, np.float32)
+        act_vol = np.zeros(shape, np.float32)
+        slice_scores = np.zeros(shape[0], np.float32)
+        size = model.config.input_size
+        try:
+            with torch.inference_mode():
+                for n, k in enumerate(todo):
+                    self.check_cancelled(cancelled)
+                    r0, r1, c0, c1 = (int(v) for v in boxes[k])
+                    x = torch.from_numpy(np.ascontiguousarray(vol01[k, r0:r1, c0:c1]))[None, None].to(dev)
+                    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+                    logits, act, _ = model(x)
+                    hw = (r1 - r0, c1 - c0)
+                    p = F.interpolate(torch.sigmoid(logits), size=hw, mode="bilinear", align_corners=False)
+                    a = F.interpolate(act[:, None], size=hw, mode="bilinear", align_corners=False)
+                    prob[k, r0:r1, c0:c1] = p[0, 0].float().cpu().numpy()
+                    act_vol[k, r0:r1, c0:c1] = a[0, 0].float().cpu().numpy()
+                    slice_scores[k] = float(act.max())
+                    progress(0.05 + 0.9 * (n + 1) / len(todo), f"slice {n + 1} of {len(todo)}")
+        finally:
+            model.to("cpu")
+        self.check_cancelled(cancelled)
+        progress(0.96, "building overlays")
+        mask = ((prob > self.threshold) & brain).astype(np.uint8)
+        act_vol *= brain
+        voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+        ml = float(mask.sum()) * voxel_ml
+        md = {"source": self.id, "display": "outline", "tumour_ml": ml, "threshold": self.threshold}
+        mask_vol = Volume(mask, affine=volume.affine.copy(), modality="SEG", metadata=md,
+                          spacing_known=volume.spacing_known)
+        act_v = Volume(act_vol, affine=volume.affine.copy(), modality=volume.modality,
+                       metadata={"source": self.id}, spacing_known=volume.spacing_known)
+        overlays = [
+            Overlay(name="tumour mask", kind="mask", volume=mask_vol, value_range=(0.0, 1.0), colormap="labels",
+                    legend=f"whole tumour (mask probability > {self.threshold}); {ml:.1f} mL",
+                    label_names={1: "tumour (whole)"}),
+            Overlay(name="point activation", kind="saliency", volume=act_v, value_range=(0.0, 1.0),
+                    colormap="inferno", units="probability",
+                    legend="RASALoRE point activation (32×32 candidate points per slice, sigmoid)"),
+        ]
+        notes.append(f"Trained on {' and '.join(TRAINED_MODALITIES)} of 3 BRATS 2013 patients only; other "
+                     "sequences run but were not trained.")
+        notes.append(f"Whole-tumour volume {ml:.1f} mL over {int((mask.sum((1, 2)) > 0).sum())} slices.")
+        notes.append("Research demo weights, not for clinical use.")
+        progress(1.0, "done")
+        return EngineResult(overlays=overlays, scores={"tumour present": float(slice_scores.max())}, notes=notes)
+
+
+__all__ = ["RASALoREEngine", "DEFAULT_WEIGHTS"]

@@ -1,0 +1,189 @@
+"""Stage 2: train the RASALoRE network on slice labels + DDPT pseudo-masks (torch + numpy only).
+
+Usage::
+
+    python -m engines.rasalore.train --data data_prepared/rasalore --pseudo runs/rasalore --config demo \\
+        --steps 300 --out runs/rasalore
+    torchrun --nproc_per_node 4 -m engines.rasalore.train --config paper --device cuda ...
+
+Reads ``<data>/train.npz`` (images, slice labels) and ``<pseudo>/pseudo_train.npz`` (stage-1 pseudo-masks);
+never the ground truth. Each batch is half tumour, half healthy slices (ambiguous ones are never drawn).
+Loss (:mod:`engines.rasalore.losses`):
+
+* tumour slices: EL-Tversky(mask, pseudo-mask) + 0.6 · FP mass, EL-Dice(point activation, pseudo-mask sampled
+  at the 32×32 candidate points), point-embedding MSE (±1);
+* healthy slices: false-positive penalty (mean mask probability + mean point activation) and the point-embedding
+  MSE towards −1.
+
+Logs one JSON line per step to ``<out>/train_log.jsonl``; writes ``<out>/model.safetensors`` (fp16, config
+in the metadata) and ``<out>/train_summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.rasalore.common import augment, balanced_batches, hardware, init_distributed, load_side, subset
+from engines.rasalore.losses import (
+    healthy_fp_penalty,
+    point_activation_loss,
+    point_embedding_loss,
+    segmentation_loss,
+)
+from engines.rasalore.model import CONFIGS, RASALoRE, count_parameters, sample_grid
+from engines.rasalore.weights_io import save_weights
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Train RASALoRE stage 2.")
+    ap.add_argument("--data", type=Path, default=Path("data_prepared/rasalore"))
+    ap.add_argument("--pseudo", type=Path, required=True, help="folder with pseudo_train.npz (train_ddpt --out)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init-from", type=Path, default=None, help="continue from a stage-2 weights file (strict)")
+    ap.add_argument("--reinit", nargs="*", default=[], help="module names to re-initialise (the authors' "
+                    "initialize_weights: Kaiming-normal fan_out for (transposed) convs, zero bias), e.g. "
+                    "decoder.upsample")
+    ap.add_argument("--healthy-weight", type=float, default=1.0, help="weight of the healthy-slice FP penalty")
+    ap.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (saves)")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training slices (tests)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return ap.parse_args(argv)
+
+
+def authors_init(module: torch.nn.Module) -> None:
+    """The authors' ``initialize_weights``: Kaiming-normal (fan_out, relu) for Conv2d / ConvTranspose2d, zero bias."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+
+
+def stage2_loss(model: torch.nn.Module, x: torch.Tensor, pseudo: torch.Tensor, tumour: torch.Tensor,
+                healthy_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss of one batch. ``x [B,1,S,S]``, ``pseudo [B,S,S]`` in {0,1}, ``tumour [B]`` bool."""
+    logits, act, emb = model(x)
+    prob = torch.sigmoid(logits)[:, 0]
+    target = F.interpolate(pseudo[:, None], size=prob.shape[-2:], mode="nearest")[:, 0]
+    g = act.shape[-1]
+    pts = sample_grid(pseudo, g)
+    parts: dict[str, torch.Tensor] = {"emb": point_embedding_loss(emb, pts)}
+    t = tumour & (pseudo.flatten(1).sum(1) > 0)
+    if t.any():
+        parts["seg"] = segmentation_loss(prob[t], target[t])
+        parts["point"] = point_activation_loss(act[t], pts[t])
+    h = ~tumour
+    if h.any():
+        parts["healthy_fp"] = healthy_weight * healthy_fp_penalty(prob[h], act[h])
+    total = torch.stack(list(parts.values())).sum()
+    return total, {k: round(float(v.detach()), 5) for k, v in parts.items()}
+
+
+def train(args: argparse.Namespace) -> dict[str, object]:
+    device = torch.device(args.device)
+    distributed, rank, world, device = init_distributed(device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    cfg = CONFIGS[args.config]
+    d = load_side(args.data, "train")
+    with np.load(Path(args.pseudo) / "pseudo_train.npz") as p:
+        pseudo_all = p["pseudo"]
+    if len(pseudo_all) != len(d["labels"]):
+        raise ValueError(f"pseudo_train.npz has {len(pseudo_all)} slices, train.npz {len(d['labels'])}: "
+                         "run train_ddpt on the same prepared data")
+    keep = subset(d["labels"], args.limit)
+    images, labels, pseudo_np = d["images"][keep], d["labels"][keep], pseudo_all[keep]
+    model = RASALoRE(cfg)
+    if args.init_from is not None:
+        from engines.rasalore.weights_io import load_stage2
+
+        init = load_stage2(args.init_from)
+        cfg = init.config
+        model = RASALoRE(cfg)
+        model.load_state_dict(init.state_dict(), strict=True)
+    for name in args.reinit:
+        authors_init(model.get_submodule(name))
+    model = model.to(device)
+    net: torch.nn.Module = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
+    warm = max(1, min(20, args.steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    rng = np.random.default_rng(args.seed + 100 * rank)
+    gen = torch.Generator().manual_seed(args.seed + 1 + rank)
+    batches = balanced_batches(labels, args.batch_size, rng)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
+    losses: list[float] = []
+    t0 = time.time()
+    net.train()
+    for step in range(1, args.steps + 1):
+        idx = next(batches)
+        x = torch.from_numpy(images[idx].astype(np.float32))[:, None]
+        pm = torch.from_numpy(pseudo_np[idx].astype(np.float32))
+        x, (pm,) = augment(x, [pm], gen)
+        tumour = torch.from_numpy(labels[idx] == 1)
+        loss, parts = stage2_loss(net, x.to(device), pm.to(device), tumour.to(device), args.healthy_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if log is not None:
+            rec = {"step": step, "loss": round(losses[-1], 5), **parts, "lr": sched.get_last_lr()[0],
+                   "time_s": round(time.time() - t0, 1)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if step % 10 == 0 or step == 1:
+                print(json.dumps(rec), flush=True)
+        if args.time_budget and time.time() - t0 > args.time_budget:
+            print(f"time budget reached after {step} steps", flush=True)
+            break
+    summary: dict[str, object] = {
+        "stage": "rasalore", "steps": len(losses), "steps_planned": args.steps, "batch_size": args.batch_size, "lr": args.lr, "world_size": world,
+        "config": cfg.to_dict(), "parameters": count_parameters(model), "train_slices": int(len(keep)),
+        "init_from": str(args.init_from) if args.init_from else None, "reinit": args.reinit,
+        "healthy_weight": args.healthy_weight,
+        "time_s": round(time.time() - t0, 1), "hardware": hardware(device), "torch": torch.__version__,
+        "command": "python -m engines.rasalore.train " + " ".join(sys.argv[1:]),
+        "first_loss": losses[0], "last_loss": losses[-1],
+    }
+    if rank == 0:
+        assert log is not None
+        log.close()
+        save_weights(model, args.out / "model.safetensors", "rasalore", cfg.to_dict(),
+                     {"steps": str(len(losses)), "engine": "rasalore"})
+        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    summary["losses"] = losses
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = train(parse_args(argv))
+    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
