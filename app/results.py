@@ -42,9 +42,10 @@ def overlay_to_layer(engine: Engine, overlay: Overlay, name: str, provenance: st
     if overlay.kind == "mask":
         return LabelsLayer(name=name, volume=_as_labels(overlay.volume), colormap=overlay.colormap or "labels",
                            provenance=provenance, label_names=dict(overlay.label_names),
-                           outline=overlay.volume.metadata.get("display") == "outline")
+                           outline=overlay.volume.metadata.get("display") == "outline", visible=overlay.visible)
     lo, hi = (float(v) for v in overlay.value_range)
     return HeatmapLayer(name=name, volume=overlay.volume, colormap=overlay.colormap or "inferno",
+                        visible=overlay.visible,
                         provenance=provenance, value_range=(lo, hi), units=overlay.units,
                         legend=overlay.legend or overlay.name)
 

@@ -42,6 +42,7 @@ class Overlay:
         colormap: suggested colour map name ("inferno", "jet", "labels"…).
         legend: colour-bar text, e.g. "Grad-CAM (a.u.)"; units: value units ("probability", "cosine").
         label_names: for masks, value → name.
+        visible: whether the layer starts shown (secondary maps may start hidden, e.g. under a mask).
     """
 
     name: str
@@ -52,6 +53,7 @@ class Overlay:
     legend: str = ""
     units: str = ""
     label_names: dict[int, str] = field(default_factory=dict)
+    visible: bool = True
 
 
 @dataclass

@@ -186,7 +186,8 @@ class RASALoREEngine(Engine):
                     label_names={1: "tumour (whole)"}),
             Overlay(name="point activation", kind="saliency", volume=act_v, value_range=(0.0, 1.0),
                     colormap="inferno", units="probability",
-                    legend="RASALoRE point activation (32×32 candidate points per slice, sigmoid)"),
+                    legend="RASALoRE point activation (32×32 candidate points per slice, sigmoid)",
+                    visible=False),  # secondary: starts hidden so the mask is what the user sees first
         ]
         notes.append(f"Trained on {' and '.join(TRAINED_MODALITIES)} of 3 BRATS 2013 patients only; other "
                      "sequences run but were not trained.")

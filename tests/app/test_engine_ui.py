@@ -72,7 +72,8 @@ def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, share
 
 
 def test_query_bar_without_query_engine_is_disabled(window, shared_data):
-    window.open_demo()
+    photo = sorted((shared_data / "dermoscopy/images").glob("*.jpg"))[0]  # no engine grounds text on photos
+    window.open_paths([photo])
     assert not window.engines.query_bar.box.isEnabled()
     assert "no query engine" in window.engines.query_bar.target.text()
 
