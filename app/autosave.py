@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
 
+from viewer.io.errors import LoadError
 from viewer.io.workspace import save_workspace
 from viewer.model.document import Document
 
@@ -77,5 +78,5 @@ class Autosaver(QObject):
         try:
             save_workspace(self.document, path, view_state=self.view_state())
             self.last_error = None
-        except OSError as exc:
+        except (OSError, LoadError) as exc:  # a full disk must never take the viewer down
             self.last_error = f"autosave failed: {exc}"

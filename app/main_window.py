@@ -354,7 +354,10 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save workspace", "study.lucent", "Lucent workspace (*.lucent)")
         if path:
-            self.save_workspace(path)
+            try:
+                self.save_workspace(path)
+            except (OSError, LoadError) as exc:
+                self.show_error(f"Could not save the workspace: {exc}")
 
     def save_workspace(self, path: str | Path) -> None:
         from viewer.io.workspace import save_workspace
@@ -446,8 +449,11 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", "lucent.png", "PNG (*.png)")
         if path:
-            self.save_screenshot(path, scale=dlg.scale(), include_patient=dlg.include_patient.isChecked(),
-                                 focused_view_only=dlg.view_only.isChecked())
+            try:
+                self.save_screenshot(path, scale=dlg.scale(), include_patient=dlg.include_patient.isChecked(),
+                                     focused_view_only=dlg.view_only.isChecked())
+            except OSError as exc:
+                self.show_error(f"Could not save the screenshot: {exc}")
 
     def save_screenshot(self, path: str | Path, scale: float = 1.0, include_patient: bool = False,
                         focused_view_only: bool = False) -> None:
@@ -594,7 +600,7 @@ class MainWindow(QMainWindow):
 
         try:
             write_dicom_seg(layer.volume, self.document.base, path, layer.label_names, layer.name)
-        except LoadError as exc:
+        except (LoadError, OSError) as exc:
             self.show_error(str(exc))
             return
         self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)

@@ -125,7 +125,8 @@ def load_safetensors(path: str | Path, expected_sha256: str | None = None,
         device: where the tensors go ("cpu" by default).
 
     Raises:
-        EngineError: missing file, not safetensors (pickle/zip named so), hash mismatch, corrupt data.
+        EngineError: missing file, not safetensors (pickle/zip named so), hash mismatch, corrupt data,
+            or NaN/Inf in a floating-point tensor.
     """
     path = Path(path)
     read_header(path)
@@ -135,9 +136,14 @@ def load_safetensors(path: str | Path, expected_sha256: str | None = None,
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device=device)
+        tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
         raise EngineError(f"{path} could not be read as safetensors: {exc}") from exc
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise EngineError(f"{path}: tensor {name!r} holds NaN or infinite values; the file is damaged "
+                              "or was not saved from a trained model.")
+    return tensors
 
 
 def _shape(t: Any) -> tuple[int, ...]:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -55,8 +57,16 @@ def write_nifti(volume: Volume, out_path: str | Path, *, flip_rows: bool = True)
     descrip = str(volume.metadata.get("series_description", ""))[:79]
     if descrip:
         img.header["descrip"] = descrip.encode("ascii", "replace")
-    try:
-        nib.save(img, str(out_path))
+    suffix = ".nii.gz" if out_path.name.endswith(".nii.gz") else ".nii"
+    tmp = None
+    try:  # atomic: a failure half-way (disk full) leaves any previous file as it was and no partial file
+        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=suffix)
+        os.close(fd)
+        nib.save(img, tmp)
+        os.replace(tmp, out_path)
     except OSError as exc:
         raise LoadError(f"{out_path}: cannot write ({exc.strerror or type(exc).__name__})") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return out_path
