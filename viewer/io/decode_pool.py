@@ -30,6 +30,7 @@ from .dicom_pixels import _decode_error, frame_decode_options
 # 512² J2K demo CT decodes in ~0.45 s serially), so small series never pay the start-up.
 MIN_FRAMES_FOR_PROCESSES = 48
 MIN_BYTES_FOR_PROCESSES = 8_000_000
+MIN_FRAMES_WHEN_RUNNING = 8  # workers already started: only the IPC is left to pay for
 _WORKER_SCRIPT = Path(__file__).with_name("_decode_worker.py")
 
 
@@ -55,9 +56,12 @@ def thread_map(fn: Callable, items: Sequence) -> list:
 
 
 def use_processes(n_frames: int, total_bytes: int) -> bool:
-    """Whether a decode job is big enough to be worth worker processes."""
+    """Whether a decode job is big enough to be worth worker processes (smaller jobs qualify once the
+    workers are already running from an earlier large series)."""
     if os.environ.get("LUCENT_DECODE_PROCESSES", "1") == "0" or n_workers() < 2:
         return False
+    if _idle is not None:
+        return n_frames >= MIN_FRAMES_WHEN_RUNNING
     return n_frames >= MIN_FRAMES_FOR_PROCESSES and total_bytes >= MIN_BYTES_FOR_PROCESSES
 
 
