@@ -8,10 +8,13 @@ takes a fraction in [0, 1]; ``cancelled()`` is polled between steps and, when tr
 
 from __future__ import annotations
 
+import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -117,3 +120,68 @@ def finite_or_raise(array: np.ndarray, what: str = "input image") -> None:
     """Raise :class:`EngineError` when ``array`` holds NaN or Inf."""
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise EngineError(f"The {what} contains NaN or infinite values.")
+
+
+WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "resources" / "weights"
+
+
+class ShippedWeightsEngine(Engine):
+    """An engine whose demo weights ship in ``resources/weights/<id>/`` beside a model card.
+
+    A user-supplied ``.safetensors`` file replaces them (``weights=``); only the shipped file is checked
+    against the card's SHA-256. Subclasses implement :meth:`load_weights`; :meth:`load` does the rest once,
+    thread-safely (engines run in a worker thread), turning any failure into an :class:`EngineError` that
+    names the file.
+    """
+
+    weights_file: ClassVar[str] = "model.safetensors"
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.weights = Path(weights) if weights is not None else self.default_weights()
+        self._model: Any = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def weights_dir(cls) -> Path:
+        return WEIGHTS_ROOT / cls.id
+
+    @classmethod
+    def default_weights(cls) -> Path:
+        return cls.weights_dir() / cls.weights_file
+
+    @classmethod
+    def card(cls) -> dict[str, Any]:
+        """The shipped model card (``card.json``), or {} when absent."""
+        p = cls.weights_dir() / "card.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    @classmethod
+    def card_text(cls) -> str:
+        """The human-readable model card (``card.md``)."""
+        p = cls.weights_dir() / "card.md"
+        return p.read_text(encoding="utf-8") if p.exists() else "No model card shipped."
+
+    @abstractmethod
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        """Build the model and load ``path`` into it strictly (checking ``expected_sha256`` when given)."""
+
+    def load(self) -> Any:
+        """Load (once) and return the model; :class:`EngineError` on a missing, wrong or damaged file."""
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            path = self.weights
+            if path.suffix != ".safetensors":
+                raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
+                                  "refused; convert one with `lucent convert-weights IN.pt OUT.safetensors`).")
+            if not path.exists():
+                raise EngineError(f"Weights file not found: {path}")
+            shipped = path.resolve() == self.default_weights().resolve()
+            expected = self.card().get("sha256") if shipped else None
+            try:
+                self._model = self.load_weights(path, expected)
+            except EngineError:
+                raise
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise EngineError(f"Cannot load {path}: {exc}") from exc
+            return self._model

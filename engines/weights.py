@@ -139,6 +139,8 @@ def load_safetensors(path: str | Path, expected_sha256: str | None = None,
         tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as exc:
         raise EngineError(f"{path} could not be read as safetensors: {exc}") from exc
+    import torch
+
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise EngineError(f"{path}: tensor {name!r} holds NaN or infinite values; the file is damaged "

@@ -20,7 +20,6 @@ When the photo came from a folder laid out like ../shared/data/dermoscopy (``ima
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,11 +28,11 @@ import numpy as np
 from engines.base import (
     Cancelled,
     CancelledFn,
-    Engine,
     EngineError,
     EngineResult,
     Overlay,
     ProgressFn,
+    ShippedWeightsEngine,
     _never,
     _no_progress,
     finite_or_raise,
@@ -49,7 +48,7 @@ LEGEND = "Grad-CAM of the student CNN (last conv stage), min-max normalised"
 MIN_SIDE = 32
 
 
-class DermaeEngine(Engine):
+class DermaeEngine(ShippedWeightsEngine):
     """Class probabilities for a dermoscopy photo + a Grad-CAM saliency overlay (+ lesion mask when found).
 
     Args:
@@ -69,43 +68,15 @@ class DermaeEngine(Engine):
     labels: ClassVar[tuple[str, ...]] = CLASS_NAMES
 
     def __init__(self, weights: str | Path | None = None) -> None:
-        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
-        self._model: Any = None
+        super().__init__(weights)
 
-    # ---- description -------------------------------------------------------------------------------
-    @staticmethod
-    def card() -> dict[str, Any]:
-        """The shipped model card (``card.json``), or {} when absent."""
-        p = WEIGHTS_DIR / "card.json"
-        return json.loads(p.read_text()) if p.exists() else {}
-
-    @staticmethod
-    def card_text() -> str:
-        """The human-readable model card (``card.md``)."""
-        p = WEIGHTS_DIR / "card.md"
-        return p.read_text() if p.exists() else "No model card shipped."
-
-    # ---- weights -----------------------------------------------------------------------------------
-    def load(self) -> Any:
-        """Load (once) and return the student; :class:`EngineError` on a missing or mismatching file."""
-        if self._model is not None:
-            return self._model
-        path = self.weights
-        if path.suffix != ".safetensors":
-            raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
-                              "refused; convert with `lucent convert-weights`).")
-        if not path.exists():
-            raise EngineError(f"Weights file not found: {path}")
-        expected = self.card().get("sha256") if path.resolve() == DEFAULT_WEIGHTS.resolve() else None
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
         from engines.dermae.weights_io import load_model
 
         try:
-            self._model = load_model(path, "student", expected_sha256=expected)
-        except EngineError:
-            raise
+            return load_model(path, "student", expected_sha256=expected_sha256)
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"Cannot load {path} as DERMAE student weights: {exc}") from exc
-        return self._model
 
     # ---- run ---------------------------------------------------------------------------------------
     def preprocess(self, volume: Volume) -> np.ndarray:

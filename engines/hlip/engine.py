@@ -39,8 +39,6 @@ shape, dtype and affine, plus the weights file), so a second query on the same s
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,11 +49,11 @@ import numpy as np
 
 from engines.base import (
     CancelledFn,
-    Engine,
     EngineError,
     EngineResult,
     Overlay,
     ProgressFn,
+    ShippedWeightsEngine,
     _never,
     _no_progress,
     finite_or_raise,
@@ -108,7 +106,7 @@ class ImageFeatures:
     seconds: float
 
 
-class HLIPEngine(Engine):
+class HLIPEngine(ShippedWeightsEngine):
     """HLIP zero-shot class scores + query heatmap on 3D studies (Zhao et al., arXiv 2505.21862).
 
     Args:
@@ -130,52 +128,22 @@ class HLIPEngine(Engine):
     def __init__(self, weights: str | Path | None = None, cache_size: int = 4, heatmap: str = "contrast") -> None:
         if heatmap not in ("contrast", "cosine"):
             raise ValueError(f"heatmap must be 'contrast' or 'cosine', not {heatmap!r}")
+        super().__init__(weights)
         self.heatmap = heatmap
-        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
         self.cache_size = cache_size
-        self._model: Any = None
         self._cache: OrderedDict[str, ImageFeatures] = OrderedDict()
         self._text_cache: dict[str, Any] = {}
-        self._lock = threading.RLock()
         self.last_timing: dict[str, float] = {}
 
-    # ---- description -------------------------------------------------------------------------------
-    @staticmethod
-    def card() -> dict[str, Any]:
-        p = WEIGHTS_DIR / "card.json"
-        return json.loads(p.read_text()) if p.exists() else {}
-
-    @staticmethod
-    def card_text() -> str:
-        p = WEIGHTS_DIR / "card.md"
-        return p.read_text() if p.exists() else "No model card shipped."
-
     # ---- weights -----------------------------------------------------------------------------------
-    def load(self) -> Any:
-        """Load (once) and return the model; :class:`EngineError` on a missing or mismatching file."""
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            path = self.weights
-            if path.suffix != ".safetensors":
-                raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
-                                  "refused; convert with `python -m engines.hlip.convert`).")
-            if not path.exists():
-                raise EngineError(f"Weights file not found: {path}")
-            expected = self.card().get("sha256") if path.resolve() == DEFAULT_WEIGHTS.resolve() else None
-            from engines.hlip.weights_io import load_model
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        from engines.hlip.weights_io import load_model
 
-            try:
-                model = load_model(path, expected_sha256=expected)
-            except EngineError:
-                raise
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise EngineError(f"Cannot load {path}: {exc}") from exc
-            if model.config.text != "minilm":
-                raise EngineError(f"{path.name} has a BERT text tower ({model.config.name}); Lucent ships no "
-                                  "BiomedBERT tokenizer offline, so only demo-style (MiniLM) weights run in the app.")
-            self._model = model
-            return model
+        model = load_model(path, expected_sha256=expected_sha256)
+        if model.config.text != "minilm":
+            raise EngineError(f"{path.name} has a BERT text tower ({model.config.name}); Lucent ships no "
+                              "BiomedBERT tokenizer offline, so only demo-style (MiniLM) weights run in the app.")
+        return model
 
     # ---- input -------------------------------------------------------------------------------------
     def preprocess(self, volume: Volume, size: tuple[int, int, int]) -> np.ndarray:

@@ -18,7 +18,6 @@ overlay affine is ``image_affine @ M`` with ``M = [[s_u, 0, 0, (s_u − 1)/2], [
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,11 +26,11 @@ import numpy as np
 from engines.base import (
     Cancelled,
     CancelledFn,
-    Engine,
     EngineError,
     EngineResult,
     Overlay,
     ProgressFn,
+    ShippedWeightsEngine,
     _never,
     _no_progress,
     finite_or_raise,
@@ -61,7 +60,7 @@ def map_to_image_matrix(map_shape: tuple[int, int], image_shape: tuple[int, int]
     return m
 
 
-class MultiResCXREngine(Engine):
+class MultiResCXREngine(ShippedWeightsEngine):
     """14 NIH ChestX-ray14 finding probabilities + LSE-LBA class saliency maps (Yao et al. 2018).
 
     Args:
@@ -81,46 +80,13 @@ class MultiResCXREngine(Engine):
     labels: ClassVar[tuple[str, ...]] = LABELS
 
     def __init__(self, weights: str | Path | None = None, top_k: int = 3) -> None:
-        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        super().__init__(weights)
         self.top_k = top_k
-        self._model: Any = None
 
-    # ---- description -------------------------------------------------------------------------------
-    @staticmethod
-    def card() -> dict[str, Any]:
-        """The shipped model card (``card.json``), or {} when absent."""
-        p = WEIGHTS_DIR / "card.json"
-        return json.loads(p.read_text()) if p.exists() else {}
-
-    @staticmethod
-    def card_text() -> str:
-        """The human-readable model card (``card.md``)."""
-        p = WEIGHTS_DIR / "card.md"
-        return p.read_text() if p.exists() else "No model card shipped."
-
-    # ---- weights -----------------------------------------------------------------------------------
-    def load(self) -> Any:
-        """Load (once) and return the model; :class:`EngineError` on a missing or mismatching file."""
-        if self._model is not None:
-            return self._model
-        path = self.weights
-        if path.suffix != ".safetensors":
-            raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
-                              "refused; convert with torch.load(weights_only=True) + safetensors).")
-        if not path.exists():
-            raise EngineError(f"Weights file not found: {path}")
-        expected = None
-        if path.resolve() == DEFAULT_WEIGHTS.resolve():
-            expected = self.card().get("sha256")
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
         from engines.multires_cxr.weights_io import load_model
 
-        try:
-            self._model = load_model(path, expected_sha256=expected)
-        except EngineError:
-            raise
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise EngineError(f"Cannot load {path}: {exc}") from exc
-        return self._model
+        return load_model(path, expected_sha256=expected_sha256)
 
     # ---- run ---------------------------------------------------------------------------------------
     def preprocess(self, volume: Volume) -> np.ndarray:

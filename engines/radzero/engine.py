@@ -22,7 +22,6 @@ Its affine is ``image_affine @ map_to_image_matrix((r, c), (H, W))`` — the pix
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,11 +30,11 @@ import numpy as np
 
 from engines.base import (
     CancelledFn,
-    Engine,
     EngineError,
     EngineResult,
     Overlay,
     ProgressFn,
+    ShippedWeightsEngine,
     _never,
     _no_progress,
     finite_or_raise,
@@ -59,7 +58,7 @@ def image_key(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-class RadZeroEngine(Engine):
+class RadZeroEngine(ShippedWeightsEngine):
     """Similarity heatmap of a typed finding on a chest radiograph + its zero-shot probability (RadZero).
 
     Args:
@@ -78,43 +77,17 @@ class RadZeroEngine(Engine):
     outputs = ("similarity", "scores")
 
     def __init__(self, weights: str | Path | None = None, cache_size: int = 4) -> None:
-        self.weights = Path(weights) if weights is not None else None
+        super().__init__(weights)
         self.cache_size = cache_size
-        self._model: Any = None
-        self._path: Path | None = None
-        self._lock = threading.RLock()
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.stats = {"image_cache_hits": 0, "image_cache_misses": 0}
 
-    # ---- description -------------------------------------------------------------------------------
-    @staticmethod
-    def card() -> dict[str, Any]:
-        """The shipped model card (``card.json``), or {} when absent."""
-        from engines.weights import ModelCard
-
-        return ModelCard.load(ENGINE_ID).raw if ModelCard.exists(ENGINE_ID) else {}
-
-    @staticmethod
-    def card_text() -> str:
-        """The human-readable model card."""
-        from engines.weights import ModelCard
-
-        return ModelCard.load(ENGINE_ID).text() if ModelCard.exists(ENGINE_ID) else "No model card shipped."
-
     # ---- weights -----------------------------------------------------------------------------------
-    def load(self) -> Any:
-        """Load (once) and return the model; :class:`EngineError` on a missing/mismatching/non-safetensors file."""
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            from engines.radzero.weights_io import load_model
-            from engines.weights import expected_hash, resolve_weights
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        from engines.radzero.weights_io import load_model
 
-            path, card = resolve_weights(ENGINE_ID, self.weights)
-            self._model = load_model(path, expected_hash(path, card))
-            self._path = path
-            return self._model
+        return load_model(path, expected_sha256)
 
     # ---- run ---------------------------------------------------------------------------------------
     def preprocess(self, volume: Volume) -> np.ndarray:

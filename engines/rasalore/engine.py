@@ -22,7 +22,6 @@ Each slice with brain (≥ 400 brain pixels) goes through :mod:`engines.rasalore
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,11 +29,11 @@ import numpy as np
 
 from engines.base import (
     CancelledFn,
-    Engine,
     EngineError,
     EngineResult,
     Overlay,
     ProgressFn,
+    ShippedWeightsEngine,
     _never,
     _no_progress,
     finite_or_raise,
@@ -50,7 +49,7 @@ THRESHOLD = 0.5
 TRAINED_MODALITIES = ("FLAIR", "T1c")
 
 
-class RASALoREEngine(Engine):
+class RASALoREEngine(ShippedWeightsEngine):
     """Whole-tumour mask + point-activation heatmap for a brain MR volume (RASALoRE stage 2)."""
 
     id: ClassVar[str] = "rasalore"
@@ -63,37 +62,14 @@ class RASALoREEngine(Engine):
     outputs = ("mask", "saliency", "scores")
 
     def __init__(self, weights: str | Path | None = None, threshold: float = THRESHOLD) -> None:
-        self.weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        super().__init__(weights)
         self.threshold = threshold
-        self._model: Any = None
 
-    # ---- description -------------------------------------------------------------------------------
-    @staticmethod
-    def card() -> dict[str, Any]:
-        p = WEIGHTS_DIR / "card.json"
-        return json.loads(p.read_text()) if p.exists() else {}
-
-    @staticmethod
-    def card_text() -> str:
-        p = WEIGHTS_DIR / "card.md"
-        return p.read_text() if p.exists() else "No model card shipped."
-
-    # ---- weights -----------------------------------------------------------------------------------
-    def load(self) -> Any:
-        """Load (once) the stage-2 network; :class:`EngineError` naming the file on any problem."""
-        if self._model is not None:
-            return self._model
-        path = self.weights
-        if path.suffix != ".safetensors":
-            raise EngineError(f"{path.name}: only .safetensors weights are accepted (pickled checkpoints are "
-                              "refused; convert them with `lucent convert-weights`).")
-        if not path.exists():
-            raise EngineError(f"Weights file not found: {path}")
-        expected = self.card().get("sha256") if path.resolve() == DEFAULT_WEIGHTS.resolve() else None
+    def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        """The stage-2 network (stage 1 is only needed to reproduce the evaluation)."""
         from engines.rasalore.weights_io import load_stage2
 
-        self._model = load_stage2(path, expected)
-        return self._model
+        return load_stage2(path, expected_sha256)
 
     # ---- input checks ------------------------------------------------------------------------------
     def check_input(self, volume: Volume) -> None:

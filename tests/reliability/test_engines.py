@@ -16,7 +16,6 @@ import torch
 
 from app.jobs import JobRunner, JobState
 from engines.device import CPU_OOM_MESSAGE, OOM_NOTICE
-from engines.multires_cxr import engine as mr_engine
 from engines.multires_cxr.engine import DEFAULT_WEIGHTS, MultiResCXREngine
 from tests.engines.toy_engine import ToyEngine
 from viewer.model.volume import Volume
@@ -107,7 +106,8 @@ def test_flipped_bytes_in_the_shipped_file_fail_the_hash(qtbot, runner, tmp_path
     """The shipped file is checked against its model card's SHA-256 before any tensor is read."""
     path = tmp_path / "model.safetensors"
     _tamper("flipped_data", path)
-    monkeypatch.setattr(mr_engine, "DEFAULT_WEIGHTS", path)
+    # the engine takes this file for its shipped weights, so the card's hash applies to it
+    monkeypatch.setattr(MultiResCXREngine, "default_weights", classmethod(lambda cls: path))
     msg = _fails(qtbot, runner, MultiResCXREngine(), _cxr())
     assert "SHA-256 mismatch" in msg
 
