@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.multires_cxr.metrics import roc_auc  # noqa: F401  (re-exported: one AUC for every engine)
+
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice of two binary arrays of the same shape; 1.0 if both are empty."""
@@ -18,31 +20,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     s = int(a.sum()) + int(b.sum())
     return 1.0 if s == 0 else float(2.0 * np.logical_and(a, b).sum() / s)
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), dtype=np.float64)
-    i = 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
-            j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    return ranks
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC; NaN unless both classes occur."""
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    r = _average_ranks(s)
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
