@@ -17,7 +17,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from ..model.volume import LPS_FROM_RAS, Volume
@@ -30,6 +29,8 @@ RGB_DTYPES = ("RGB", "RGBA")
 
 def read_nifti(path: Path, ram_fraction: float = DEFAULT_RAM_FRACTION) -> Volume:
     """Load ``path`` (opened read-only, not memory-mapped); raises LoadError with a one-line message."""
+    import nibabel as nib  # imported on first use: it is not needed to show a DICOM study
+
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         return _read_unnamed(path, ram_fraction)
     try:
@@ -47,6 +48,8 @@ def read_nifti(path: Path, ram_fraction: float = DEFAULT_RAM_FRACTION) -> Volume
 
 def _read_unnamed(path: Path, ram_fraction: float) -> Volume:
     """A NIfTI-1 file whose name does not end in .nii/.nii.gz (nibabel guesses by name): read by content."""
+    import nibabel as nib
+
     try:
         with open(path, "rb") as raw:
             gz = raw.read(2) == b"\x1f\x8b"

@@ -15,7 +15,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from ..model.volume import LPS_FROM_RAS, Volume
@@ -26,6 +25,8 @@ RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 def write_nifti(volume: Volume, out_path: str | Path, *, flip_rows: bool = True) -> Path:
     """Write ``volume`` to ``out_path`` (.nii or .nii.gz); returns the path. Raises LoadError on I/O errors."""
+    import nibabel as nib  # imported on first use (start-up time)
+
     out_path = Path(out_path)
     if not out_path.name.endswith((".nii", ".nii.gz")):
         raise LoadError(f"{out_path}: NIfTI files must end in .nii or .nii.gz")
