@@ -20,6 +20,8 @@ MENU_ORDER = ("File", "Edit", "View", "Tools", "Window", "Help")
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_file", "File", "&Open File…", "Ctrl+O", "Open a DICOM, NIfTI or image file"),
     ActionSpec("open_folder", "File", "Open &Folder…", "Ctrl+Shift+O", "Scan a folder for DICOM series"),
+    ActionSpec("add_image", "File", "&Add Image to Study…", "Ctrl+Shift+A",
+               "Open another scan of the same patient (e.g. T1c beside FLAIR) as an image layer"),
     ActionSpec("import_folder", "File", "&Import Folder into Study Browser…", "Ctrl+I",
                "Index a folder of studies (files stay where they are)"),
     ActionSpec("save_workspace", "File", "&Save Workspace…", "Ctrl+S",

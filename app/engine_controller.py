@@ -17,8 +17,9 @@ from app.panels.query_bar import QueryBar
 from app.panels.results_panel import ResultsPanel
 from app.results import result_to_layers
 from engines import registry
-from engines.base import Engine
+from engines.base import Engine, StudyRun
 from viewer.model.document import Document
+from viewer.model.layers import ImageLayer
 
 
 def card_markdown(engine: Engine) -> str:
@@ -106,11 +107,18 @@ class EngineController(QObject):
             return None
         engine = self.engine_with_user_weights(engine)
         self.runner.warm_up()
-        job_id = self.runner.submit(engine, doc.base, query=query,
+        scans = self.study_scans(doc)
+        target = StudyRun(engine, scans) if engine.multi_scan and len(scans) > 1 else engine
+        job_id = self.runner.submit(target, doc.base, query=query,
                                     device=self.window.settings.get("device", "auto"))
         self.pending[job_id] = _Pending(doc, engine, query)
         self._update_status(job_id)
         return job_id
+
+    @staticmethod
+    def study_scans(doc: Document) -> list:
+        """The study's 3D image volumes (the opened one first, then images added to the study)."""
+        return [la.volume for la in doc.layers if isinstance(la, ImageLayer) and not la.volume.is_2d]
 
     def query(self, text: str) -> int | None:
         """Send a typed finding to the study's query engine (heatmap layer named after it)."""

@@ -300,6 +300,33 @@ class MainWindow(QMainWindow):
     def on_toggle_browser(self) -> None:
         self.browser_dock.setVisible(not self.browser_dock.isVisible())
 
+    def on_add_image(self) -> None:
+        if self.document is None:
+            return
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add image to study", "",
+                                                "Images (*.dcm *.nii *.nii.gz);;All files (*)")
+        if paths:
+            self.add_image(paths)
+
+    def add_image(self, paths: Sequence[str | Path]) -> bool:
+        """Add another scan of the study (its own grid) as an image layer, half transparent over the base.
+
+        Multi-scan engines (HLIP) then read all the study's scans together.
+        """
+        from viewer.model.layers import ImageLayer
+
+        try:
+            doc = open_document(paths, choose=self.choose_series)
+        except LoadError as exc:
+            self.show_error(str(exc))
+            return False
+        if doc is None or self.document is None:
+            return False
+        layer = doc.base_layer
+        self.document.add_layer(ImageLayer(name=layer.name, volume=layer.volume, window=layer.window, opacity=0.5))
+        self.engines.set_document(self.document)
+        return True
+
     def on_import_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Import folder into the study browser")
         if folder:

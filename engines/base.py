@@ -85,6 +85,7 @@ class Engine(ABC):
     modalities: ClassVar[tuple[str, ...]]  # DICOM modality codes accepted, e.g. ("CR", "DX", "OT")
     dims: ClassVar[tuple[int, ...]]  # 2 and/or 3
     takes_query: ClassVar[bool] = False
+    multi_scan: ClassVar[bool] = False  # True: run_study() reads several scans of one study together
     outputs: ClassVar[tuple[OutputKind, ...]] = ()
 
     def applies_to(self, volume: Volume) -> bool:
@@ -109,6 +110,11 @@ class Engine(ABC):
             progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
         """Run on ``volume``; see the module docstring for the progress/cancel contract."""
 
+    def run_study(self, volumes: list[Volume], query: str | None = None, device: str = "cpu",
+                  progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
+        """Several scans of one study (e.g. FLAIR + T1c). Engines that read only one scan use the first."""
+        return self.run(volumes[0], query, device, progress, cancelled)
+
     @staticmethod
     def check_cancelled(cancelled: CancelledFn) -> None:
         """Raise :class:`Cancelled` if the user cancelled. Call between steps."""
@@ -123,6 +129,24 @@ def finite_or_raise(array: np.ndarray, what: str = "input image") -> None:
 
 
 WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "resources" / "weights"
+
+
+class StudyRun:
+    """An engine bound to the scans of one study: ``run(volume, …)`` runs ``engine.run_study(volumes, …)``.
+
+    Lets a job runner that hands engines one volume run a multi-scan engine on a whole study; every other
+    attribute (id, title, …) is the engine's own.
+    """
+
+    def __init__(self, engine: Engine, volumes: list[Volume]) -> None:
+        self.engine, self.volumes = engine, list(volumes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
+            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
+        return self.engine.run_study(self.volumes, query, device, progress, cancelled)
 
 
 class ShippedWeightsEngine(Engine):

@@ -122,6 +122,7 @@ class HLIPEngine(ShippedWeightsEngine):
     modalities: ClassVar[tuple[str, ...]] = ("MR", "CT", "OT")
     dims: ClassVar[tuple[int, ...]] = (3,)
     takes_query: ClassVar[bool] = True
+    multi_scan: ClassVar[bool] = True
     outputs = ("scores", "similarity")
     classes: ClassVar[tuple[str, ...]] = reports.DEFAULT_CLASSES
 

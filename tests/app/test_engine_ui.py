@@ -90,3 +90,18 @@ def test_user_weights_from_preferences(window, qtbot, shared_data, tmp_path):
     qtbot.waitUntil(window.engines.runner.is_idle, timeout=30_000)
     assert len(window.document.layers) == n
     assert "not_weights.safetensors" in window.engines.job_status.label.text()
+
+
+def test_multi_scan_study_goes_to_hlip_together(window, qtbot, shared_data):
+    """FLAIR opened, T1c added to the study: HLIP reads both scans as one study (a map per scan)."""
+    case = shared_data / "brain_mri/brats_2013_pat0005_1"
+    assert window.open_paths([case / "Flair_subtrMeanDivStd.nii.gz"])
+    assert window.add_image([case / "T1c_subtrMeanDivStd.nii.gz"])
+    doc = window.document
+    assert len(window.engines.study_scans(doc)) == 2
+    assert "HLIP" in window.engines.query_bar.target.text()
+    n = len(doc.layers)
+    window.engines.query("enhancing tumour")
+    qtbot.waitUntil(window.engines.runner.is_idle, timeout=120_000)
+    new = [la.name for la in doc.layers[n:]]
+    assert len(new) == 2 and all("enhancing tumour" in name for name in new), (new, window.engines.job_status.label.text())
