@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -53,6 +52,7 @@ from engines.dermae.model import (
     kd_loss,
 )
 from engines.dermae.weights_io import load_model, save_weights
+from engines.distributed import finish_distributed, init_distributed
 
 #: default steps per stage for the demo run (2-core CPU, ~15 min in all)
 DEFAULT_STEPS = {"ae": 400, "ldm": 800, "mae": 500, "teacher": 400, "student": 500}
@@ -114,17 +114,7 @@ class Trainer:
     def __init__(self, args: argparse.Namespace, stage: str, model: torch.nn.Module, cfg: DermaeConfig,
                  kind: str, out_dir: Path) -> None:
         self.args, self.stage, self.cfg, self.kind, self.out_dir = args, stage, cfg, kind, out_dir
-        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        self.rank = 0
-        self.device = torch.device(args.device)
-        if self.distributed:
-            import torch.distributed as dist
-
-            if not dist.is_initialized():
-                dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-            self.rank = dist.get_rank()
-            if self.device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.distributed, self.rank, _world, self.device = init_distributed(torch.device(args.device))
         self.model = model.to(self.device)
         self.net: torch.nn.Module = model
         if self.distributed:
@@ -409,11 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         s = STAGES[st](args, cfg)
         print(f"== {st}: done ({time.time() - t0:.0f} s total)", flush=True)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    finish_distributed()
 
 
 if __name__ == "__main__":

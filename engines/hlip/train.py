@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engines.distributed import finish_distributed, init_distributed
 from engines.hlip.configs import get_config
 from engines.hlip.model import HLIP, clip_loss
 from engines.hlip.preprocess import network_input
@@ -93,16 +93,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     from engines.hlip.weights_io import save_weights
 
     torch.set_num_threads(args.threads)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = 0
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
-        rank = dist.get_rank()
-        if args.device.startswith("cuda"):
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    dev = torch.device(args.device)
+    _distributed, rank, world, dev = init_distributed(torch.device(args.device))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + rank)
     cfg = get_config(args.config)
@@ -170,10 +161,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1))
         assert log is not None
         log.close()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    finish_distributed()
     return summary
 
 

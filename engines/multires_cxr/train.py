@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from engines.distributed import finish_distributed, init_distributed
 from engines.multires_cxr.data import MEAN, STD
 from engines.multires_cxr.model import CONFIGS, MultiResConfig, MultiResCXR
 from engines.multires_cxr.weights_io import save_weights
@@ -101,18 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(args: argparse.Namespace) -> dict[str, object]:
     """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    device = torch.device(args.device)
-    if distributed:
-        import torch.distributed as dist
-
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
+    distributed, rank, world, device = init_distributed(torch.device(args.device))
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed + rank)
@@ -185,10 +174,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         save_weights(model, args.out / "model.safetensors", config,
                      {"steps": str(step), "engine": "multires_cxr"})
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    finish_distributed()
     summary["losses"] = losses
     return summary
 

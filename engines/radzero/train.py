@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engines.distributed import finish_distributed, init_distributed
 from engines.multires_cxr.data import MEAN, STD
 from engines.multires_cxr.train import augment
 from engines.radzero.head import mp_nce
@@ -107,17 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(args: argparse.Namespace) -> dict[str, object]:
     """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    device = torch.device(args.device)
-    if distributed:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
+    distributed, rank, world, device = init_distributed(torch.device(args.device))
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # same init on every rank
@@ -202,10 +192,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             except Exception as exc:  # the weights are saved; the threshold can be chosen again later
                 print(f"threshold choice failed: {exc!r}", flush=True)
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    finish_distributed()
     summary["losses"] = losses
     return summary
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
@@ -56,19 +55,6 @@ def augment(x: torch.Tensor, masks: list[torch.Tensor], gen: torch.Generator, ro
     gamma = torch.exp((torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * 0.35)
     x = (x.clamp(min=0) ** gamma * gain + torch.randn(x.shape, generator=gen) * 0.02).clamp(0, 1)
     return x, masks
-
-
-def init_distributed(device: torch.device) -> tuple[bool, int, int, torch.device]:
-    """Start DDP under torchrun (``WORLD_SIZE`` > 1): gloo on CPU, nccl on CUDA. → (on, rank, world, device)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False, 0, 1, device
-    import torch.distributed as dist
-
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return True, dist.get_rank(), dist.get_world_size(), device
 
 
 def hardware(device: torch.device) -> str:

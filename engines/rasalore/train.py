@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.rasalore.common import augment, balanced_batches, hardware, init_distributed, load_side, subset
+from engines.distributed import finish_distributed, init_distributed
+from engines.rasalore.common import augment, balanced_batches, hardware, load_side, subset
 from engines.rasalore.losses import (
     healthy_fp_penalty,
     point_activation_loss,
@@ -172,10 +173,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         save_weights(model, args.out / "model.safetensors", "rasalore", cfg.to_dict(),
                      {"steps": str(len(losses)), "engine": "rasalore"})
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    finish_distributed()
     summary["losses"] = losses
     return summary
 

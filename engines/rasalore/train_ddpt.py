@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.rasalore.common import augment, balanced_batches, hardware, init_distributed, load_side, subset
+from engines.distributed import finish_distributed, init_distributed
+from engines.rasalore.common import augment, balanced_batches, hardware, load_side, subset
 from engines.rasalore.ddpt import CONFIGS, DDPT, DDPTConfig, mil_logit, minilm_available, pseudo_masks
 from engines.rasalore.weights_io import save_weights
 
@@ -155,10 +156,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             "first_loss": losses[0], "last_loss": losses[-1],
         }
         (args.out / "ddpt_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    finish_distributed()
     summary["losses"] = losses
     return summary
 
