@@ -9,6 +9,7 @@ takes a fraction in [0, 1]; ``cancelled()`` is polled between steps and, when tr
 from __future__ import annotations
 
 import json
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -128,7 +129,13 @@ def finite_or_raise(array: np.ndarray, what: str = "input image") -> None:
         raise EngineError(f"The {what} contains NaN or infinite values.")
 
 
-WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "resources" / "weights"
+WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "resources" / "weights"  # the shipped weights
+
+
+def weights_root() -> Path:
+    """Folder holding ``<engine_id>/card.json`` and weights: ``LUCENT_WEIGHTS_DIR`` or :data:`WEIGHTS_ROOT`."""
+    env = os.environ.get("LUCENT_WEIGHTS_DIR")
+    return Path(env) if env else WEIGHTS_ROOT
 
 
 class StudyRun:
@@ -167,7 +174,7 @@ class ShippedWeightsEngine(Engine):
 
     @classmethod
     def weights_dir(cls) -> Path:
-        return WEIGHTS_ROOT / cls.id
+        return weights_root() / cls.id
 
     @classmethod
     def default_weights(cls) -> Path:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engines.base import EngineError
+from engines.base import EngineError, weights_root
 
 if TYPE_CHECKING:
     import torch
@@ -33,12 +32,6 @@ REQUIRED_CARD_FIELDS = ("engine", "weights_file", "sha256", "data", "training", 
                         "intended_use", "limits")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
 CONVERT_HINT = "convert it with `lucent convert-weights`"
-
-
-def weights_root() -> Path:
-    """Folder holding ``<engine_id>/card.json``: ``LUCENT_WEIGHTS_DIR`` or ``resources/weights``."""
-    env = os.environ.get("LUCENT_WEIGHTS_DIR")
-    return Path(env) if env else REPO / "resources" / "weights"
 
 
 def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.base import (
+    WEIGHTS_ROOT,
     Cancelled,
     CancelledFn,
     EngineError,
@@ -40,8 +41,7 @@ from engines.base import (
 from engines.multires_cxr.engine import map_to_image_matrix
 from viewer.model.volume import Volume
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO / "resources" / "weights" / "dermae"
+WEIGHTS_DIR = WEIGHTS_ROOT / "dermae"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 CLASS_NAMES: tuple[str, ...] = ("melanoma", "seborrheic keratosis", "nevus")
 LEGEND = "Grad-CAM of the student CNN (last conv stage), min-max normalised"

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.base import (
+    WEIGHTS_ROOT,
     CancelledFn,
     EngineError,
     EngineResult,
@@ -61,8 +62,7 @@ from engines.base import (
 from engines.hlip import reports
 from viewer.model.volume import Volume
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO / "resources" / "weights" / "hlip"
+WEIGHTS_DIR = WEIGHTS_ROOT / "hlip"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 LEGEND = "cosine(patch token, text) — HLIP similarity"
 REFERENCE_CLASS = "No significant abnormalities"

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.base import (
+    WEIGHTS_ROOT,
     Cancelled,
     CancelledFn,
     EngineError,
@@ -38,8 +39,7 @@ from engines.base import (
 from engines.multires_cxr.labels import LABELS
 from viewer.model.volume import Volume
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO / "resources" / "weights" / "multires_cxr"
+WEIGHTS_DIR = WEIGHTS_ROOT / "multires_cxr"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 LEGEND = "class saliency map S (LSE-LBA), min-max normalised per map"
 MIN_SIDE = 32

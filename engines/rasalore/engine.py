@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.base import (
+    WEIGHTS_ROOT,
     CancelledFn,
     EngineError,
     EngineResult,
@@ -40,8 +41,7 @@ from engines.base import (
 )
 from viewer.model.volume import Volume
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO / "resources" / "weights" / "rasalore"
+WEIGHTS_DIR = WEIGHTS_ROOT / "rasalore"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 MIN_SIDE = 64
 MIN_SLICES = 8
