@@ -28,6 +28,7 @@ import viewer.views  # noqa: F401  (configures pyqtgraph once)
 from app.actions import ACTIONS, MENU_ORDER
 from app.autosave import Autosaver, autosave_path
 from app.loading import DEMO_STUDY, open_document
+from app.panels.dialogs import ok_cancel
 from app.panels.layer_panel import LayerPanel
 from app.screenshot import compose_screenshot, save_widget_png
 from app.settings import Settings
@@ -85,14 +86,6 @@ class RemoveAnnotations(QUndoCommand):
             self.document.annotations.insert(i, a)
 
 
-def _ok_cancel(dialog: QDialog, ok=QDialogButtonBox.StandardButton.Ok) -> QDialogButtonBox:
-    """An OK (or ``ok``) / Cancel button row that accepts or rejects ``dialog``."""
-    buttons = QDialogButtonBox(ok | QDialogButtonBox.StandardButton.Cancel)
-    buttons.accepted.connect(dialog.accept)
-    buttons.rejected.connect(dialog.reject)
-    return buttons
-
-
 class SeriesPicker(QDialog):
     """Lets the user choose one of several series found in a folder."""
 
@@ -107,7 +100,7 @@ class SeriesPicker(QDialog):
         self.list.setCurrentRow(max(range(len(candidates)), key=lambda i: candidates[i].n_files))
         self.list.itemDoubleClicked.connect(self.accept)
         lay.addWidget(self.list)
-        lay.addWidget(_ok_cancel(self, QDialogButtonBox.StandardButton.Open))
+        lay.addWidget(ok_cancel(self, QDialogButtonBox.StandardButton.Open))
 
     def chosen(self):
         return self.candidates[self.list.currentRow()]
@@ -128,7 +121,7 @@ class ExportDialog(QDialog):
         self.include_patient = QCheckBox("Include patient name, ID and birth date")
         lay.addWidget(self.view_only)
         lay.addWidget(self.include_patient)
-        lay.addWidget(_ok_cancel(self))
+        lay.addWidget(ok_cancel(self))
 
     def scale(self) -> float:
         return float(self.scale_box.currentIndex() + 1)
@@ -150,7 +143,7 @@ class ComparePicker(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if n >= len(layers) - 2 else Qt.CheckState.Unchecked)
         lay.addWidget(self.list)
-        lay.addWidget(_ok_cancel(self))
+        lay.addWidget(ok_cancel(self))
 
     def chosen(self) -> list:
         return [la for n, la in enumerate(self.layers)

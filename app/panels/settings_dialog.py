@@ -9,7 +9,6 @@ from __future__ import annotations
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.dialogs import ok_cancel
 from engines.base import Engine
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -47,10 +47,7 @@ class SettingsDialog(QDialog):
             row.addWidget(browse)
             form.addRow(f"{engine.title} weights", row)
             self.paths[engine.id] = edit
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        form.addRow(ok_cancel(self))
 
     def _browse(self, edit: QLineEdit) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", "safetensors (*.safetensors)")
