@@ -7,14 +7,13 @@ Each label value present becomes one segment, numbered 1…N in increasing value
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..model.geometry import OverlaySampler, SliceMapping
 from ..model.volume import Volume
+from .atomic import atomic_path
 from .errors import LoadError
 
 _TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
@@ -80,12 +79,6 @@ def write_dicom_seg(labels: Volume, base: Volume, out_path: str | Path,
         software_versions="0.1", device_serial_number="0", series_description=description[:64],
     )
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out_path) as tmp:
         seg.save_as(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out_path

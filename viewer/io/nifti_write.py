@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..model.volume import LPS_FROM_RAS, Volume
+from .atomic import atomic_path
 from .errors import LoadError
 
 RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
@@ -59,15 +58,9 @@ def write_nifti(volume: Volume, out_path: str | Path, *, flip_rows: bool = True)
     if descrip:
         img.header["descrip"] = descrip.encode("ascii", "replace")
     suffix = ".nii.gz" if out_path.name.endswith(".nii.gz") else ".nii"
-    tmp = None
     try:  # atomic: a failure half-way (disk full) leaves any previous file as it was and no partial file
-        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=suffix)
-        os.close(fd)
-        nib.save(img, tmp)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path, suffix=suffix) as tmp:
+            nib.save(img, str(tmp))
     except OSError as exc:
         raise LoadError(f"{out_path}: cannot write ({exc.strerror or type(exc).__name__})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return out_path

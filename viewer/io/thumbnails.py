@@ -11,14 +11,13 @@ Grey images are windowed with the file's own window (DICOM WindowCenter/Width) w
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .atomic import atomic_path
 from .errors import LoadError, fail
 from .sniff import sniff
 
@@ -62,15 +61,8 @@ def thumbnail(paths: Sequence[str | Path], folder: str | Path | None = None, siz
     if out.exists():
         return out
     image = render(middle_path(paths), size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".thumb.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -19,7 +19,6 @@ files stay where they are. Writes are atomic (temporary file + ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import zipfile
 from datetime import datetime
@@ -30,6 +29,7 @@ from ..model.annotations import Annotation
 from ..model.document import Document
 from ..model.layers import HeatmapLayer, ImageLayer, LabelsLayer, Layer
 from ..model.window_level import WindowLevel
+from .atomic import atomic_path
 from .dispatch import load_volume
 from .errors import LoadError
 from .nifti_write import write_nifti
@@ -61,23 +61,16 @@ def save_workspace(doc: Document, path: str | Path, view_state: dict | None = No
         "base": _layer_state(base), "layers": [], "annotations": [a.to_dict() for a in doc.annotations],
         "view": view_state or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with tempfile.TemporaryDirectory() as work, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-            for n, layer in enumerate(la for la in doc.layers if la is not base):
-                name = f"layers/{n + 1}.nii.gz"
-                local = Path(work) / f"{n + 1}.nii.gz"
-                write_nifti(layer.volume, local, flip_rows=False)
-                zf.write(local, name)
-                state["layers"].append({**_layer_state(layer), "file": name,
-                                        "spacing_known": layer.volume.spacing_known})
-            zf.writestr("workspace.json", json.dumps(state, indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (atomic_path(path) as tmp, tempfile.TemporaryDirectory() as work,
+          zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf):
+        for n, layer in enumerate(la for la in doc.layers if la is not base):
+            name = f"layers/{n + 1}.nii.gz"
+            local = Path(work) / f"{n + 1}.nii.gz"
+            write_nifti(layer.volume, local, flip_rows=False)
+            zf.write(local, name)
+            state["layers"].append({**_layer_state(layer), "file": name,
+                                    "spacing_known": layer.volume.spacing_known})
+        zf.writestr("workspace.json", json.dumps(state, indent=2))
     return path
 
 
