@@ -1,8 +1,10 @@
 """Read one DICOM file's header (no pixels) into a small :class:`DicomHeader` record.
 
-Geometry fields are in DICOM's patient LPS frame, millimetres. The file is opened read-only and parsed with
-``pydicom.dcmread(stop_before_pixels=True)``; the byte offset of the Pixel Data value is kept so that pixels
-can later be read or decoded without parsing the header again.
+Geometry fields are in DICOM's patient LPS frame, millimetres. The file is opened read-only; its first 64 KiB
+go through the fast scanner (:mod:`.dicom_fastscan`), and files it does not take are parsed with
+``pydicom.dcmread(stop_before_pixels=True)``. The byte offset of the Pixel Data value is kept so that pixels
+can later be read or decoded without parsing the header again; the full pydicom data set of a fast-scanned file
+is parsed only when something asks for it (:attr:`DicomHeader.ds`: metadata, the series picker).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from .dicom_fastscan import scan_header
 from .errors import LoadError, fail
 
 HEAD_BYTES = 1 << 16
@@ -27,6 +30,8 @@ PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009:
 class DicomHeader:
     """What the series builder needs from one file; ``ds`` is the pixel-less dataset (for metadata).
 
+    ``dataset`` is None for a fast-scanned file until :attr:`ds` is first read.
+
     Attributes:
         position: ImagePositionPatient (LPS mm) of the first voxel, or None.
         orientation: 6 direction cosines (row direction = +i, column direction = +j), or None.
@@ -36,7 +41,7 @@ class DicomHeader:
     """
 
     path: Path
-    ds: Dataset
+    dataset: Dataset | None
     transfer_syntax: UID
     series_uid: str
     modality: str
@@ -62,6 +67,13 @@ class DicomHeader:
     extra: dict = field(default_factory=dict)
 
     @property
+    def ds(self) -> Dataset:
+        """The pixel-less pydicom data set (parsed from the file on first use after a fast scan)."""
+        if self.dataset is None:
+            self.dataset = _read(self.path, fast=False).dataset
+        return self.dataset  # type: ignore[return-value]
+
+    @property
     def normal(self) -> np.ndarray | None:
         """Slice normal = row cosine × column cosine (unit vector, LPS), or None without orientation."""
         if self.orientation is None:
@@ -71,9 +83,15 @@ class DicomHeader:
 
 def read_header(path: Path) -> DicomHeader:
     """Parse ``path``'s header; raise LoadError when it is not a readable DICOM file."""
+    return _read(path, fast=True)
+
+
+def _read(path: Path, fast: bool) -> DicomHeader:
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)  # one read; most headers end well inside it and parse from memory
+            if fast and (scanned := scan_header(head)) is not None:
+                return _fast_record(path, *scanned)
             parsed = _parse(io.BytesIO(head), path, complete=len(head) < HEAD_BYTES)
             if parsed is None:  # header longer than the first read (big multi-frame): parse from disk
                 f.seek(0)
@@ -88,6 +106,34 @@ def read_header(path: Path) -> DicomHeader:
     except OSError as exc:
         raise fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
     return _record(path, ds, pixel_offset, keyword)
+
+
+def _fast_record(path: Path, ts: str, v: dict, pixel_offset: int) -> DicomHeader:
+    """A header from :func:`~.dicom_fastscan.scan_header`'s values, with the same defaults as :func:`_record`."""
+    bits = v.get("BitsAllocated", 16)
+    return DicomHeader(
+        path=path,
+        dataset=None,
+        transfer_syntax=UID(ts),
+        series_uid=_series_key(v, path),
+        modality=v.get("Modality") or "OT",
+        rows=v["Rows"],
+        columns=v["Columns"],
+        frames=1,
+        samples=v.get("SamplesPerPixel", 1),
+        bits_allocated=bits,
+        bits_stored=v.get("BitsStored", bits),
+        signed=v.get("PixelRepresentation", 0) == 1,
+        photometric=v.get("PhotometricInterpretation") or "MONOCHROME2",
+        position=_vector(v.get("ImagePositionPatient"), 3),
+        orientation=_orientation(v.get("ImageOrientationPatient")),
+        pixel_spacing=parse_spacing(v.get("PixelSpacing")),
+        slope=_float(v.get("RescaleSlope", 1.0), 1.0) or 1.0,
+        intercept=_float(v.get("RescaleIntercept", 0.0), 0.0),
+        instance=v.get("InstanceNumber", 0),
+        pixel_offset=pixel_offset,
+        planar=v.get("PlanarConfiguration", 0),
+    )
 
 
 def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | None:
@@ -118,7 +164,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
     try:
         rec = DicomHeader(
             path=path,
-            ds=ds,
+            dataset=ds,
             transfer_syntax=ts,
             series_uid=_series_key(ds, path),
             modality=str(ds.get("Modality", "") or "OT"),
@@ -147,7 +193,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
     return rec
 
 
-def _series_key(ds: Dataset, path: Path) -> str:
+def _series_key(ds: Dataset | dict, path: Path) -> str:
     """SeriesInstanceUID, or for anonymised files without one a key from folder, number and description."""
     uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
     if uid:
