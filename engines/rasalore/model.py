@@ -65,8 +65,8 @@ class RASALoREConfig:
 
 CONFIGS: dict[str, RASALoREConfig] = {
     "paper": RASALoREConfig(),
-    "demo": RASALoREConfig(name="demo", widths=(16, 32, 48, 64), emb=64, token_grid=32, dec=(16, 8),
-                           ff=(32, 16), lore_scale=32.0),
+    "demo": RASALoREConfig(name="demo", widths=(16, 32, 48, 48), emb=48, token_grid=32, dec=(16, 8),
+                           ff=(32, 16), lore_scale=24.0),
 }
 
 
@@ -80,10 +80,9 @@ class SamLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        # = (x - mean_c) / sqrt(var_c + eps) · weight + bias, with the biased variance, as the authors compute it
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class conv_block(nn.Module):  # noqa: N801 — the authors' name
@@ -150,18 +149,25 @@ class Region_Aware_Spatial_Attention(nn.Module):  # noqa: N801
                                 nn.ReLU(), nn.LayerNorm(ff[1]), nn.Linear(ff[1], 1), nn.Sigmoid())
 
     def forward(self, img_emb: Tensor, point_emb: Tensor) -> tuple[Tensor, Tensor]:
-        b = img_emb.shape[0]
+        b, p = point_emb.shape[:2]
         tok = img_emb.flatten(2).transpose(1, 2)  # [B, G², C]
         tok_pos = tok + self.positional_noise_encoding[None]
-        heads = []
-        for i in range(self.num_heads):
-            q = self.query_projections[i](point_emb)
-            k = self.key_projections[i](tok)
-            v = self.value_projections[i](tok_pos)
-            a = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.emb_dim), dim=-1)
-            heads.append(a @ v)
-        pts = self.output_proj(torch.cat(heads, -1)) + point_emb
+        # The heads' projections run as one linear each and the attention as one fused kernel; the result is
+        # the authors' per-head softmax(q kᵀ / √emb) v, heads concatenated in order.
+        q = _heads(self.query_projections, point_emb, self.num_heads)
+        k = _heads(self.key_projections, tok, self.num_heads)
+        v = _heads(self.value_projections, tok_pos, self.num_heads)
+        att = F.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(self.emb_dim))  # [B, H, P, emb]
+        pts = self.output_proj(att.transpose(1, 2).reshape(b, p, -1)) + point_emb
         return self.FF(pts).view(b, -1, 1), pts
+
+
+def _heads(projections: nn.ModuleList, x: Tensor, num_heads: int) -> Tensor:
+    """``x [B, N, C]`` through every head's Linear at once → ``[B, H, N, emb]``."""
+    w = torch.cat([lin.weight for lin in projections])
+    bias = torch.cat([lin.bias for lin in projections])
+    y = F.linear(x, w, bias)
+    return y.view(x.shape[0], x.shape[1], num_heads, -1).transpose(1, 2)
 
 
 class Image_Encoder(nn.Module):  # noqa: N801
@@ -258,6 +264,51 @@ class RASALoRE(nn.Module):
         logits = self.decoder(s4, pts)
         g = self.config.grid
         return logits, act.view(b, g, g), pts
+
+
+def for_inference(model: RASALoRE) -> RASALoRE:
+    """The same function, rewritten for fast CPU inference (in place; eval mode; never train it afterwards).
+
+    * each stride-1 ``ConvTranspose2d`` of the Refinement Block becomes the equivalent ``Conv2d`` (kernel flipped,
+      in/out swapped, padding ``k - 1 - p``), and every ``BatchNorm2d`` there is folded into the conv before it;
+    * channels-last memory format, which the oneDNN convolutions prefer.
+
+    Outputs match the original model to float rounding (a test checks it); the state dict's keys change, so
+    save weights before calling this.
+    """
+    model.eval()
+    for block in model.modules():
+        if isinstance(block, nn.Sequential):
+            for i, m in enumerate(block):
+                if isinstance(m, nn.ConvTranspose2d) and m.stride == (1, 1) and m.groups == 1:
+                    block[i] = _as_conv(m)
+            for i in range(len(block) - 1):
+                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                    block[i] = _fold_batchnorm(block[i], block[i + 1])
+                    block[i + 1] = nn.Identity()
+    return model.to(memory_format=torch.channels_last)
+
+
+def _as_conv(t: nn.ConvTranspose2d) -> nn.Conv2d:
+    k, p = t.kernel_size, t.padding
+    conv = nn.Conv2d(t.in_channels, t.out_channels, k, padding=(k[0] - 1 - p[0], k[1] - 1 - p[1]),
+                     bias=t.bias is not None)
+    with torch.no_grad():
+        conv.weight.copy_(t.weight.flip(2, 3).transpose(0, 1))
+        if t.bias is not None:
+            conv.bias.copy_(t.bias)
+    return conv
+
+
+def _fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale[:, None, None, None])
+        b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
+    return fused
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

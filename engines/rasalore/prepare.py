@@ -8,7 +8,7 @@ Volumes are read with ``viewer.io.load_volume`` (the app's reader, so the ``[z, 
 intensities are exactly what the engine sees in the app) and preprocessed by :mod:`engines.rasalore.preprocess`
 (brain box crop → 128×128, percentile scaling, gamma 2). Modalities: FLAIR and T1c, each slice a sample.
 
-Writes, per side (``train`` / ``test``):
+Writes, per side (``train`` / ``val`` / ``test``):
 
 * ``<out>/<side>.npz`` — what training may read: ``images`` float16 ``[N, 128, 128]`` in [0, 1], ``brain``
   uint8 ``[N, 128, 128]``, ``labels`` int8 ``[N]`` (1 = tumour: > 200 whole-tumour pixels in the 240×240 slice;
@@ -17,8 +17,10 @@ Writes, per side (``train`` / ``test``):
 * ``<out>/gt_<side>.npz`` — evaluation only, never opened by ``train``/``train_ddpt``: ``wt128`` uint8
   ``[N, 128, 128]`` (the crops' whole-tumour masks) and ``wt_<patient>`` uint8 ``[Z, H, W]`` full volumes.
 
-The split (by patient, seed 2025, 1 of the 4 patients held out) is written to ``engines/rasalore/split.json``
-the first time and read from there afterwards.
+The split (by patient: 2 train, 1 validation, 1 test) is read from ``engines/rasalore/split.json``; without that
+file one is drawn (seed :data:`SEED`) and written. Training reads ``train`` and, to pick its checkpoint, the
+validation patient's slice labels and stage-1 pseudo-masks (never ``gt_val.npz``); ``test`` is for
+:mod:`engines.rasalore.evaluate` only.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from engines.rasalore.preprocess import (
 SPLIT_FILE = Path(__file__).resolve().parent / "split.json"
 MODALITIES = {"flair": "Flair_subtrMeanDivStd.nii.gz", "t1c": "T1c_subtrMeanDivStd.nii.gz"}
 LABEL_FILE = "OTMultiClass.nii.gz"
-SEED = 2025
+SEED = 2026
+SIDES = ("train", "val", "test")
 
 
 def patients(data: Path) -> list[str]:
@@ -50,14 +53,14 @@ def patients(data: Path) -> list[str]:
     return sorted(p.name for p in data.iterdir() if p.is_dir() and (p / LABEL_FILE).exists())
 
 
-def make_split(data: Path, n_test: int = 1) -> dict[str, object]:
-    """The patient split: read ``split.json`` or draw it (seed :data:`SEED`) and write it."""
+def make_split(data: Path) -> dict[str, object]:
+    """The patient split: read ``split.json`` or draw it (seed :data:`SEED`; 1 test, 1 validation) and write it."""
     if SPLIT_FILE.exists():
         return json.loads(SPLIT_FILE.read_text())
     pts = patients(data)
     rng = np.random.default_rng(SEED)
     order = [pts[i] for i in rng.permutation(len(pts))]
-    split = {"seed": SEED, "unit": "patient", "test": sorted(order[:n_test]), "train": sorted(order[n_test:]),
+    split = {"seed": SEED, "unit": "patient", "test": order[:1], "val": order[1:2], "train": sorted(order[2:]),
              "note": "BRATS 2013 cases of ../shared/data/brain_mri; the test patient is used for evaluation only"}
     SPLIT_FILE.write_text(json.dumps(split, indent=1) + "\n")
     return split
@@ -106,11 +109,11 @@ def prepare_side(data: Path, pts: list[str], size: int = SIZE, limit_slices: int
 
 
 def prepare(data: Path, out: Path, limit_slices: int | None = None) -> dict[str, object]:
-    """Write ``<out>/{train,test}.npz`` and ``<out>/gt_{train,test}.npz``; returns a summary."""
+    """Write ``<out>/{train,val,test}.npz`` and ``<out>/gt_{train,val,test}.npz``; returns a summary."""
     split = make_split(data)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {"split": split}
-    for side in ("train", "test"):
+    for side in SIDES:
         arrays, gt = prepare_side(data, list(split[side]), limit_slices=limit_slices)  # type: ignore[arg-type]
         np.savez_compressed(out / f"{side}.npz", **arrays)
         np.savez_compressed(out / f"gt_{side}.npz", **gt)

@@ -15,8 +15,14 @@ Loss (:mod:`engines.rasalore.losses`):
 * healthy slices: false-positive penalty (mean mask probability + mean point activation) and the point-embedding
   MSE towards −1.
 
-Logs one JSON line per step to ``<out>/train_log.jsonl``; writes ``<out>/model.safetensors`` (fp16, config
-in the metadata) and ``<out>/train_summary.json``.
+Checkpoint selection (every ``--val-every`` steps and at the end) uses the validation patient's slice labels and
+stage-1 pseudo-masks only (``<data>/val.npz``, ``<pseudo>/pseudo_val.npz``; never its ground truth): the score
+is the mean of the slice AUROC of the point activation and the Dice of the mask (> 0.5) against the
+pseudo-masks on its tumour slices. The best checkpoint is saved.
+
+Logs one JSON line per step to ``<out>/train_log.jsonl`` (and each validation to ``val_log.jsonl``); writes
+``<out>/model.safetensors`` (fp16, config in the metadata, the selected checkpoint) and
+``<out>/train_summary.json``.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "initialize_weights: Kaiming-normal fan_out for (transposed) convs, zero bias), e.g. "
                     "decoder.upsample")
     ap.add_argument("--healthy-weight", type=float, default=1.0, help="weight of the healthy-slice FP penalty")
+    ap.add_argument("--val-every", type=int, default=30, help="validate (and maybe keep) every N steps")
     ap.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (saves)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training slices (tests)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -95,6 +102,24 @@ def stage2_loss(model: torch.nn.Module, x: torch.Tensor, pseudo: torch.Tensor, t
     return total, {k: round(float(v.detach()), 5) for k, v in parts.items()}
 
 
+def validate(model: torch.nn.Module, val: dict[str, np.ndarray], pseudo: np.ndarray) -> dict[str, float]:
+    """Label-only validation: slice AUROC of the point activation and Dice of the mask vs the pseudo-masks."""
+    from engines.rasalore.evaluate import predict
+    from engines.rasalore.metrics import dice, roc_auc
+
+    was_training = model.training
+    model.eval()
+    prob, score = predict(model, val["images"])
+    model.train(was_training)
+    lab = val["labels"]
+    known = lab >= 0
+    auroc = roc_auc(lab[known] == 1, score[known])
+    tum = np.nonzero((lab == 1) & (pseudo.reshape(len(pseudo), -1).max(1) > 0))[0]
+    pd = float(np.mean([dice(prob[i] > 0.5, pseudo[i]) for i in tum])) if len(tum) else 0.0
+    return {"val_auroc": round(float(auroc), 4), "val_pseudo_dice": round(pd, 4),
+            "val_score": round((float(auroc) + pd) / 2, 4)}
+
+
 def train(args: argparse.Namespace) -> dict[str, object]:
     device = torch.device(args.device)
     distributed, rank, world, device = init_distributed(device)
@@ -110,6 +135,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
                          "run train_ddpt on the same prepared data")
     keep = subset(d["labels"], args.limit)
     images, labels, pseudo_np = d["images"][keep], d["labels"][keep], pseudo_all[keep]
+    val, pseudo_val = None, None
+    if (Path(args.data) / "val.npz").exists() and (Path(args.pseudo) / "pseudo_val.npz").exists():
+        val = load_side(args.data, "val")
+        with np.load(Path(args.pseudo) / "pseudo_val.npz") as p:
+            pseudo_val = p["pseudo"]
     model = RASALoRE(cfg)
     if args.init_from is not None:
         from engines.rasalore.weights_io import load_stage2
@@ -133,9 +163,23 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     batches = balanced_batches(labels, args.batch_size, rng)
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / "train_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
+    vlog = open(args.out / "val_log.jsonl", "w") if rank == 0 and val is not None else None  # noqa: SIM115
+    best: dict[str, object] = {"val_score": -1.0, "step": 0, "state": None}
     losses: list[float] = []
     t0 = time.time()
     net.train()
+
+    def maybe_keep(step: int) -> None:
+        if vlog is None or val is None or pseudo_val is None:
+            return
+        rec = {"step": step, **validate(model, val, pseudo_val), "time_s": round(time.time() - t0, 1)}
+        vlog.write(json.dumps(rec) + "\n")
+        vlog.flush()
+        print("validation", json.dumps(rec), flush=True)
+        if rec["val_score"] > best["val_score"]:  # type: ignore[operator]
+            best.update(val_score=rec["val_score"], step=step, metrics=rec,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
     for step in range(1, args.steps + 1):
         idx = next(batches)
         x = torch.from_numpy(images[idx].astype(np.float32))[:, None]
@@ -155,14 +199,23 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             log.flush()
             if step % 10 == 0 or step == 1:
                 print(json.dumps(rec), flush=True)
+        if args.val_every and step % args.val_every == 0 and step < args.steps:
+            maybe_keep(step)
         if args.time_budget and time.time() - t0 > args.time_budget:
             print(f"time budget reached after {step} steps", flush=True)
             break
+    maybe_keep(len(losses))
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])  # type: ignore[arg-type]
     summary: dict[str, object] = {
         "stage": "rasalore", "steps": len(losses), "steps_planned": args.steps, "batch_size": args.batch_size, "lr": args.lr, "world_size": world,
         "config": cfg.to_dict(), "parameters": count_parameters(model), "train_slices": int(len(keep)),
         "init_from": str(args.init_from) if args.init_from else None, "reinit": args.reinit,
         "healthy_weight": args.healthy_weight,
+        "selected_step": best["step"] if best["state"] is not None else len(losses),
+        "selection": ("best validation score (mean of slice AUROC and Dice vs the stage-1 pseudo-masks of the "
+                      "validation patient; no ground truth)") if best["state"] is not None else "last step",
+        "validation": best.get("metrics"),
         "time_s": round(time.time() - t0, 1), "hardware": hardware(device), "torch": torch.__version__,
         "command": "python -m engines.rasalore.train " + " ".join(sys.argv[1:]),
         "first_loss": losses[0], "last_loss": losses[-1],
@@ -170,6 +223,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     if rank == 0:
         assert log is not None
         log.close()
+        if vlog is not None:
+            vlog.close()
         save_weights(model, args.out / "model.safetensors", "rasalore", cfg.to_dict(),
                      {"steps": str(len(losses)), "engine": "rasalore"})
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")

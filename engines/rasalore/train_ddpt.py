@@ -12,6 +12,8 @@ feature vs the slice label + the same for the multiple-instance patch logit (top
 * ``<out>/pseudo_train.npz``: ``pseudo`` uint8 ``[N, 128, 128]`` — for slices labelled tumour, the thresholded
   patch map (:func:`ddpt.pseudo_masks`); empty for healthy ones; ``p_tumour`` float32 ``[N]``; ``pmap``
   float16 ``[N, g, g]``.
+* ``<out>/pseudo_val.npz``: the same for the validation patient (its slice labels decide, as in training); stage 2
+  picks its checkpoint with these;
 * ``<out>/pseudo_test.npz``: the same on the held-out patient, but the label is **not** used: the pseudo-mask is
   kept where DDPT itself says tumour (p > 0.5) — this is "stage 1 as a segmenter" for the evaluation table.
 
@@ -136,13 +138,16 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         np.savez_compressed(args.out / "pseudo_train.npz", pseudo=pseudo_tr.astype(np.uint8), p_tumour=p_tr,
                             pmap=m_tr.astype(np.float16), labels=all_labels)
         summary_test: dict[str, object] = {}
-        if (Path(args.data) / "test.npz").exists():
-            t = load_side(args.data, "test")
+        for side in ("val", "test"):
+            if not (Path(args.data) / f"{side}.npz").exists():
+                continue
+            t = load_side(args.data, side)
             p_te, m_te, pm_te = infer(model, t["images"], t["brain"], device)
-            pseudo_te = pm_te * (p_te > 0.5)[:, None, None]  # no label on the test side
-            np.savez_compressed(args.out / "pseudo_test.npz", pseudo=pseudo_te.astype(np.uint8), p_tumour=p_te,
-                                pmap=m_te.astype(np.float16))
-            summary_test = {"test_slices": int(len(p_te))}
+            # validation: its slice labels (weak supervision) decide, as in training; test: no label is read
+            keep_mask = (t["labels"] == 1) if side == "val" else (p_te > 0.5)
+            np.savez_compressed(args.out / f"pseudo_{side}.npz", pseudo=(pm_te * keep_mask[:, None, None]).astype(
+                np.uint8), p_tumour=p_te, pmap=m_te.astype(np.float16))
+            summary_test[f"{side}_slices"] = int(len(p_te))
         train_acc = float(((p_tr > 0.5) == (all_labels == 1))[all_labels >= 0].mean())
         summary = {
             "stage": "ddpt", "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "world_size": world,

@@ -83,7 +83,11 @@ def test_real_flair_gives_mask_on_input_grid(brain_dir: Path) -> None:
     s = sal.volume.array
     assert np.isfinite(s).all() and s.min() >= 0 and s.max() <= 1 and s.std() > 0
     assert 0 <= res.scores["tumour present"] <= 1
-    assert len(fractions) >= vol.array.shape[0] * 0.5 and fractions[-1] == 1.0  # per-slice progress
+    from engines.rasalore.engine import BATCH
+
+    # progress after every batch of BATCH slices
+    assert len(fractions) >= vol.array.shape[0] * 0.5 / BATCH and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
 
 
 def test_bad_input_is_refused() -> None:

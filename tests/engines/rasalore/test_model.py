@@ -25,13 +25,13 @@ def test_forward_shapes_and_ranges() -> None:
     m = RASALoRE(CONFIGS["demo"]).eval()
     with torch.no_grad():
         logits, act, emb = m(torch.rand(2, 1, 128, 128))
-    assert logits.shape == (2, 1, 128, 128) and act.shape == (2, 32, 32) and emb.shape == (2, 1024, 64)
+    assert logits.shape == (2, 1, 128, 128) and act.shape == (2, 32, 32) and emb.shape == (2, 1024, CONFIGS["demo"].emb)
     assert torch.isfinite(logits).all() and (act > 0).all() and (act < 1).all()
 
 
 def test_lore_is_frozen() -> None:
     torch.manual_seed(0)
-    assert RASALoRE(CONFIGS["demo"]).lore.positional_embedding.shape == (2, 32)
+    assert RASALoRE(CONFIGS["demo"]).lore.positional_embedding.shape == (2, CONFIGS["demo"].emb // 2)
     tiny = RASALoREConfig(name="tiny", input_size=32, widths=(4, 4, 8, 16), emb=16, token_grid=8, dec=(4, 4),
                           grid=8, ff=(8, 4), lore_scale=8.0)
     m = RASALoRE(tiny)
@@ -115,3 +115,48 @@ def test_ddpt_shapes_and_pseudo_masks() -> None:
     pmap[0, 0, 0] = 1.0
     pm = pseudo_masks(pmap, torch.ones(1, 8, 8))
     assert pm[0, 0, 0] == 1 and pm[0, 7, 7] == 0 and 0 < pm.sum() < 64
+
+
+def test_attention_is_the_authors_per_head_softmax() -> None:
+    """The fused RASAM attention equals the authors' loop: per head softmax(q kᵀ / √emb) v, heads concatenated."""
+    torch.manual_seed(0)
+    m = RASALoRE(CONFIGS["demo"]).eval()
+    ra = m.encoder.adapter2
+    img = torch.randn(2, ra.emb_dim, 8, 8)
+    ra.positional_noise_encoding.data = torch.randn(64, ra.emb_dim)
+    pts = torch.randn(2, 16, ra.emb_dim)
+    tok = img.flatten(2).transpose(1, 2)
+    tok_pos = tok + ra.positional_noise_encoding[None]
+    heads = []
+    for i in range(ra.num_heads):
+        q, k = ra.query_projections[i](pts), ra.key_projections[i](tok)
+        a = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(ra.emb_dim), dim=-1)
+        heads.append(a @ ra.value_projections[i](tok_pos))
+    ref = ra.output_proj(torch.cat(heads, -1)) + pts
+    with torch.no_grad():
+        act, out = ra(img, pts)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(act, ra.FF(ref).view(2, -1, 1), atol=1e-5, rtol=1e-4)
+
+
+def test_inference_rewrite_keeps_the_function() -> None:
+    """for_inference (transposed convs → convs, batch norm folded, channels-last) changes no output."""
+    import copy
+
+    from engines.rasalore.model import for_inference
+
+    torch.manual_seed(0)
+    m = RASALoRE(CONFIGS["demo"])
+    for bn in (mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.normal_()
+        bn.bias.data.normal_()
+    m.eval()
+    fast = for_inference(copy.deepcopy(m))
+    kinds = {type(mod) for mod in fast.encoder.adapter1.modules()}
+    assert torch.nn.ConvTranspose2d not in kinds and torch.nn.BatchNorm2d not in kinds
+    x = torch.rand(3, 1, 128, 128)
+    with torch.no_grad():
+        for a, b in zip(m(x), fast(x.contiguous(memory_format=torch.channels_last)), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)

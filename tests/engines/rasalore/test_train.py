@@ -13,11 +13,14 @@ def test_ddpt_cli_writes_pseudo_masks(prepared_small: Path, tmp_path: Path) -> N
 
     main(["--data", str(prepared_small), "--out", str(tmp_path), "--steps", "2", "--batch-size", "4",
           "--text", "random", "--limit", "16"])
-    for f in ("ddpt.safetensors", "pseudo_train.npz", "pseudo_test.npz", "ddpt_log.jsonl", "ddpt_summary.json"):
+    for f in ("ddpt.safetensors", "pseudo_train.npz", "pseudo_val.npz", "pseudo_test.npz", "ddpt_log.jsonl",
+              "ddpt_summary.json"):
         assert (tmp_path / f).exists(), f
     with np.load(tmp_path / "pseudo_train.npz") as p, np.load(prepared_small / "train.npz") as d:
         assert p["pseudo"].shape == d["images"].shape
         assert p["pseudo"][d["labels"] != 1].sum() == 0  # healthy / ambiguous slices: empty pseudo-mask
+    with np.load(tmp_path / "pseudo_val.npz") as p, np.load(prepared_small / "val.npz") as d:
+        assert p["pseudo"][d["labels"] != 1].sum() == 0  # validation: its slice labels decide too
     from engines.rasalore.weights_io import load_stage1
 
     m = load_stage1(tmp_path / "ddpt.safetensors")
@@ -52,17 +55,33 @@ def test_stage2_loss_falls_on_real_slices(prepared_small: Path) -> None:
     assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
 
 
-def test_stage2_cli_runs(prepared_small: Path, tmp_path: Path) -> None:
+def test_stage2_cli_selects_on_validation_without_ground_truth(prepared_small: Path, tmp_path: Path) -> None:
+    """Three steps, validated after steps 2 and 3: the saved checkpoint is the best validation step, chosen from
+    the validation patient's slice labels and pseudo-masks; the ground-truth files are never opened."""
+    import json
+    import shutil
+
     from engines.rasalore.train import main
 
-    with np.load(prepared_small / "train.npz") as d:
-        lab, img = d["labels"], d["images"]
-    np.savez_compressed(tmp_path / "pseudo_train.npz",
-                        pseudo=((img > 0.5) & (lab == 1)[:, None, None]).astype(np.uint8))
-    main(["--data", str(prepared_small), "--pseudo", str(tmp_path), "--out", str(tmp_path), "--steps", "1",
-          "--batch-size", "2"])
+    data = tmp_path / "data"
+    data.mkdir()
+    for side in ("train", "val"):  # no gt_*.npz, no test.npz: training must not need them
+        shutil.copy(prepared_small / f"{side}.npz", data)
+    for side in ("train", "val"):
+        with np.load(data / f"{side}.npz") as d:
+            lab, img = d["labels"], d["images"]
+        np.savez_compressed(tmp_path / f"pseudo_{side}.npz",
+                            pseudo=((img > 0.5) & (lab == 1)[:, None, None]).astype(np.uint8))
+    main(["--data", str(data), "--pseudo", str(tmp_path), "--out", str(tmp_path), "--steps", "3",
+          "--batch-size", "2", "--val-every", "2"])
     from engines.rasalore.weights_io import load_stage2
 
     m = load_stage2(tmp_path / "model.safetensors")
     assert m.config.name == "demo"
-    assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 3
+    vals = [json.loads(line) for line in (tmp_path / "val_log.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in vals] == [2, 3]
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    best = max(vals, key=lambda v: v["val_score"])
+    assert summary["selected_step"] == best["step"]
+    assert summary["validation"]["val_score"] == best["val_score"]
