@@ -6,7 +6,8 @@ subprocess (wall time of the load call; the median of ``--repeat`` runs, the fir
 and records peak RSS (``resource.getrusage(...).ru_maxrss``). dcm2niix is timed as a whole process writing
 an uncompressed NIfTI (``-z n``) to a temporary folder. Results: a table on stdout and bench/results/load.json.
 
-Usage: ``.venv/bin/python bench/bench_load.py [--repeat 3] [--slices 300]``
+Usage: ``.venv/bin/python bench/bench_load.py [--repeat 3] [--slices 300]`` (SimpleITK: ``pip install -e .[bench]``;
+without it that column is left empty)
 """
 
 from __future__ import annotations

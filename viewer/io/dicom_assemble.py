@@ -1,6 +1,8 @@
 """Fill one preallocated ``[k, j, i]`` (or ``[k, j, i, 3]``) array from DICOM frames, in parallel.
 
-A job is ``(header, frame index in that file, k slot in the output)``. Slots no job fills (missing slices)
+A job is ``(header, frame index in that file, k slot in the output)``. Plain frames are read by threads;
+JPEG 2000 frames are decoded by threads with imagecodecs (:mod:`.dicom_j2k`, no GIL); other codecs go to worker
+processes for large series (:mod:`.decode_pool`) or are decoded here. Slots no job fills (missing slices)
 are set to the smallest value present. Rescale and MONOCHROME1 handling follow :mod:`.dicom_pixels`.
 """
 
@@ -10,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import decode_pool
+from . import decode_pool, dicom_j2k
 from .dicom_header import DicomHeader
 from .dicom_pixels import (
     DtypePlan,
     can_read_natively,
     check_encapsulated_complete,
+    decode_frame,
     finish_deferred,
     invert_monochrome1,
     load_frame_into,
@@ -89,6 +92,15 @@ def _decode_coded(jobs: list[Job], out: np.ndarray, plan: DtypePlan) -> None:
             raise fail(h.path, f"frame size {raw.shape} differs from the series ({out.shape[1:]})")
         store(raw, out[slot], h.slope, h.intercept, mode)
 
+    if all(dicom_j2k.handles(h) for h, _, _ in jobs):  # GIL-free codec: threads decode on every core
+
+        def decode(n: int) -> None:
+            h, f, _ = jobs[n]
+            raw = dicom_j2k.decode_j2k_frame(h)
+            sink(n, decode_frame(h, f) if raw is None else raw)
+
+        decode_pool.thread_map(decode, range(len(jobs)))
+        return
     if decode_pool.use_processes(len(jobs), total):
         try:
             decode_pool.decode_in_processes([(h, f) for h, f, _ in jobs], sink)
