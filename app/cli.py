@@ -91,14 +91,22 @@ def _screenshot(a: argparse.Namespace) -> int:
     return 0
 
 
-def _gui(a: argparse.Namespace) -> int:
+def start_gui(a: argparse.Namespace):  # noqa: ANN201 - (QApplication, MainWindow); Qt is imported lazily
+    """Create the application and the main window and open the study (the start-up path, also benchmarked)."""
+    from app.loading import DEMO_STUDY, prefetch
+    from app.settings import Settings
+
+    settings = Settings()
+    first = list(a.paths) or settings.recent_files[:1] or [DEMO_STUDY]
+    if not (len(first) == 1 and str(first[0]).endswith(".lucent")):
+        prefetch(first)  # reads (GIL-free decoding) while Qt and pyqtgraph are imported
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Lucent")
     from app.main_window import MainWindow
 
-    win = MainWindow(layout=a.layout)
+    win = MainWindow(settings, layout=a.layout)
     win.show()
     if a.paths:
         win.open_paths(a.paths)
@@ -108,6 +116,11 @@ def _gui(a: argparse.Namespace) -> int:
             win.open_demo()
     if a.preset:
         win.apply_preset(a.preset)
+    return app, win
+
+
+def _gui(a: argparse.Namespace) -> int:
+    app, _win = start_gui(a)
     return app.exec()
 
 

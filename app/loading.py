@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from viewer.io import find_series
@@ -27,6 +29,34 @@ def candidates_for(paths: Sequence[str | Path]) -> list:
     return found
 
 
+_prefetched: dict[tuple[str, ...], Future] = {}
+
+
+def prefetch(paths: Sequence[str | Path]) -> None:
+    """Start reading ``paths`` in a background thread; the next :func:`open_document` of the same paths takes
+    the result.
+
+    Called at start-up before Qt is imported: JPEG 2000 frames decode without the GIL, so reading the study
+    overlaps the imports. Only a single series is read ahead; when there are several, or anything fails, the
+    result is dropped and :func:`open_document` does its usual work (and reports errors) itself.
+    """
+    fut: Future = Future()
+    _prefetched[_key(paths)] = fut
+
+    def work() -> None:
+        try:
+            cands = candidates_for(paths)
+            fut.set_result((cands, cands[0].load()) if len(cands) == 1 else None)
+        except Exception:  # noqa: BLE001 - open_document reads again and reports the error in its own words
+            fut.set_result(None)
+
+    threading.Thread(target=work, name="lucent-prefetch", daemon=True).start()
+
+
+def _key(paths: Sequence[str | Path]) -> tuple[str, ...]:
+    return tuple(str(Path(p)) for p in paths)
+
+
 def open_document(paths: Sequence[str | Path], choose: Callable[[list], object | None] | None = None
                   ) -> Document | None:
     """Load the series under ``paths`` into a Document.
@@ -34,6 +64,12 @@ def open_document(paths: Sequence[str | Path], choose: Callable[[list], object |
     When several series are found, ``choose(candidates)`` picks one (None = the user cancelled → None);
     without ``choose`` the series with the most images is taken.
     """
+    pending = _prefetched.pop(_key(paths), None)
+    _prefetched.clear()  # a read-ahead of other paths is no longer wanted
+    ready = pending.result() if pending is not None else None
+    if ready is not None:
+        cands, volume = ready
+        return _document(volume, paths)
     cands = candidates_for(paths)
     if len(cands) == 1:
         chosen = cands[0]
@@ -43,6 +79,9 @@ def open_document(paths: Sequence[str | Path], choose: Callable[[list], object |
             return None
     else:
         chosen = max(cands, key=lambda c: c.n_files)
-    volume = chosen.load()
+    return _document(chosen.load(), paths)
+
+
+def _document(volume, paths: Sequence[str | Path]) -> Document:  # noqa: ANN001 - a viewer.model Volume
     name = volume.metadata.get("series_description") or Path(str(paths[0])).name or "image"
     return Document(volume, name=str(name), source=str(paths[0]))

@@ -3,7 +3,7 @@
     python bench/bench_viewer.py [--frames 300]
 
 Start-up is measured in a fresh process (wall time from spawning it to the first painted frame of the
-demo study, offscreen). Scrolling repaints the view after every slice step (offscreen raster), on the
+demo study, offscreen), through ``app.cli.start_gui`` — what ``lucent`` with no argument runs. Scrolling repaints the view after every slice step (offscreen raster), on the
 512×512 demo CT, in the single axial view and in the 2×2 MPR layout with a label overlay.
 """
 
@@ -24,14 +24,8 @@ from bench.common import report  # noqa: E402
 
 CHILD = r"""
 import time, sys
-from PySide6.QtWidgets import QApplication
-from PySide6.QtCore import QTimer
-app = QApplication(['lucent'])
-from app.main_window import MainWindow
-from app.settings import Settings
-win = MainWindow(Settings())
-win.show()
-win.open_demo()
+from app.cli import _viewer_parser, start_gui
+app, win = start_gui(_viewer_parser().parse_args([]))  # the real start-up path (no argument: the demo study)
 win.study_view.primary.graphics.viewport().repaint()  # synchronous: the first frame is on screen
 print('FIRST_FRAME', time.time())
 app.processEvents()

@@ -17,7 +17,8 @@ Output, on the INPUT grid (same shape, same affine — no resampling needed):
 * score: the largest point activation over all slices ("tumour present").
 
 Each slice with brain (≥ 400 brain pixels) goes through :mod:`engines.rasalore.preprocess` (brain-box crop →
-128², gamma 2) and the stage-2 network; progress is reported per slice and ``cancelled()`` polled between slices.
+128², gamma 2) and the stage-2 network (rewritten for inference by :func:`~engines.rasalore.model.for_inference`)
+in batches of ``BATCH`` slices; progress is reported and ``cancelled()`` polled between batches.
 """
 
 from __future__ import annotations
