@@ -134,20 +134,20 @@ class RASALoREEngine(ShippedWeightsEngine):
         try:
             size = model.config.input_size
             crops = crop_slices(vol01, boxes, size)  # [N, size, size], one per slice in ``todo``
-            logits = np.zeros((len(todo), size, size), np.float32)
+            probs = np.zeros((len(todo), size, size), np.float32)
             acts = np.zeros((len(todo), model.config.grid, model.config.grid), np.float32)
             with torch.inference_mode():
                 for a in range(0, len(todo), BATCH):
                     self.check_cancelled(cancelled)
                     x = torch.from_numpy(crops[a:a + BATCH])[:, None].to(dev, memory_format=torch.channels_last)
                     lg, act, _ = model(x)
-                    logits[a:a + BATCH] = lg[:, 0].float().cpu().numpy()
+                    probs[a:a + BATCH] = torch.sigmoid(lg[:, 0]).float().cpu().numpy()
                     acts[a:a + BATCH] = act.float().cpu().numpy()
                     done = min(a + BATCH, len(todo))
                     progress(0.05 + 0.9 * done / len(todo), f"slice {done} of {len(todo)}")
         finally:
             model.to("cpu")
-        prob = paste_back(1.0 / (1.0 + np.exp(-logits)), boxes, vol.shape)
+        prob = paste_back(probs, boxes, vol.shape)
         act_vol = paste_back(acts, boxes, vol.shape)
         slice_scores = acts.reshape(len(todo), -1).max(1)
         self.check_cancelled(cancelled)
@@ -170,7 +170,7 @@ class RASALoREEngine(ShippedWeightsEngine):
                     legend="RASALoRE point activation (32×32 candidate points per slice, sigmoid)",
                     visible=False),  # secondary: starts hidden so the mask is what the user sees first
         ]
-        notes.append(f"Trained on {' and '.join(TRAINED_MODALITIES)} of 3 BRATS 2013 patients only; other "
+        notes.append(f"Trained on {' and '.join(TRAINED_MODALITIES)} of 2 BRATS 2013 patients only; other "
                      "sequences run but were not trained.")
         notes.append(f"Whole-tumour volume {ml:.1f} mL over {int((mask.sum((1, 2)) > 0).sum())} slices.")
         notes.append("Research demo weights, not for clinical use.")

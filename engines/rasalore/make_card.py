@@ -56,6 +56,8 @@ LIMITS = [
     "decoder head, FP weight 0.3, checkpoint chosen on validation labels/pseudo-masks). pat0006_1 was a "
     "training patient of version 1, so the version-1 design was fitted with its slices in the training set, but "
     "no decision looked at its held-out results.",
+    "The point activation's EL-Dice loss stayed near 1.05 in the CPU budget: the stage-2 slice score ranks "
+    "slices less well than stage 1 (test AUROC 0.87 vs 0.90).",
     "The test patient has been looked at twice. Run 2a (360 steps; step 300 kept on validation) was evaluated "
     "once: stage-2 Dice/slice FLAIR 0.18, T1c 0.10 (per volume 0.22 / 0.12), slice AUROC 0.83 / 0.81, far below "
     "stage 1 (FLAIR 0.61). Its validation Dice against the pseudo-masks (0.22) had already shown that stage 2 "
@@ -183,7 +185,7 @@ stage 2 {s2_steps} steps (batch {s2['batch_size']}){selection}, {card['training'
 {card['training']['hardware']}. Stage-2 loss {s2['first_loss']:.3f} → {s2['last_loss']:.3f} (per-step logs:
 {', '.join(card['training']['logs'])}).
 
-## Evaluation (held-out test patient only, evaluated once)
+## Evaluation (held-out test patient only; see Limits for how often it was looked at)
 
 `{cmd}`
 

@@ -42,9 +42,17 @@ def normalise_volume(vol: np.ndarray, brain: np.ndarray, gamma: float = GAMMA) -
     lo, hi = np.percentile(v, [0.5, 99.5])
     if hi <= lo:
         raise ValueError("the brain region has no contrast")
-    out = np.clip((vol.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+    # in place, in float64 (``lo``/``hi`` are float64, as the prepared training data were computed)
+    out = vol.astype(np.float64)
+    out -= lo
+    out /= hi - lo
+    np.clip(out, 0.0, 1.0, out=out)
     out[~brain] = 0.0
-    return (out ** gamma).astype(np.float32, copy=False)
+    if gamma == 2.0:
+        np.square(out, out=out)
+    else:
+        np.power(out, gamma, out=out)
+    return out.astype(np.float32)
 
 
 def slice_boxes(brain: np.ndarray, min_box: int = MIN_BOX, min_px: int = MIN_BRAIN_PX) -> np.ndarray:
