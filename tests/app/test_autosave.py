@@ -66,3 +66,38 @@ def test_workspace_keeps_zoom_and_3d_camera(window, qtbot, tmp_path):
     got = restored.views["axial"].viewbox.viewRange()
     assert np.allclose(got, saved, atol=1.0), (got, saved)
     assert np.allclose(restored.slot_3d.scene.camera_state()["position"], cam["position"])
+
+
+def test_debounced_autosave_writes_off_the_gui_thread(qtbot, shared_data, monkeypatch):
+    """A slow write (big engine layers) never blocks the GUI thread; save_now waits for it."""
+    import threading
+    import time
+
+    import app.autosave as autosave
+
+    path = shared_data / "brain_mri/brats_2013_pat0005_1/Flair_subtrMeanDivStd.nii.gz"
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    assert win.open_paths([path])
+    writers = []
+    real = autosave.write_snapshot
+
+    def slow_write(snap, target):
+        writers.append(threading.current_thread() is threading.main_thread())
+        time.sleep(1.0)
+        return real(snap, target)
+
+    monkeypatch.setattr(autosave, "write_snapshot", slow_write)
+    doc = win.document
+    doc.annotations.append(Annotation("text", "axial", [doc.crosshair], text="first"))
+    t0 = time.perf_counter()
+    win.autosaver.save_in_background()
+    assert time.perf_counter() - t0 < 0.5  # returned at once: the write runs on the autosave thread
+    doc.annotations.append(Annotation("text", "axial", [doc.crosshair], text="second"))  # edits go on
+    win.autosaver.save_now()  # waits for both writes, in order
+    assert writers == [False, False]
+    from viewer.io.workspace import read_workspace_state
+
+    state = read_workspace_state(win.autosaver.path)
+    assert [a["text"] for a in state["annotations"]] == ["first", "second"]
+    win.close()

@@ -53,7 +53,15 @@ def _layer_state(layer: Layer) -> dict[str, Any]:
 
 def save_workspace(doc: Document, path: str | Path, view_state: dict | None = None) -> Path:
     """Write ``doc``'s layers, annotations and display state to the zip ``path``; returns the path."""
-    path = Path(path)
+    return write_snapshot(snapshot(doc, view_state), path)
+
+
+def snapshot(doc: Document, view_state: dict | None = None) -> tuple[dict[str, Any], list]:
+    """What :func:`write_snapshot` writes: ``(workspace.json state, [(zip name, Volume), …])``.
+
+    Cheap (no image data copied: volumes are never changed in place); take it on the thread that owns ``doc``,
+    then write it anywhere, e.g. on a background thread.
+    """
     base = doc.base_layer
     state: dict[str, Any] = {
         "version": VERSION, "source": doc.source, "series_uid": doc.base.metadata.get("series_uid"),
@@ -61,15 +69,24 @@ def save_workspace(doc: Document, path: str | Path, view_state: dict | None = No
         "base": _layer_state(base), "layers": [], "annotations": [a.to_dict() for a in doc.annotations],
         "view": view_state or {},
     }
+    volumes = []
+    for n, layer in enumerate(la for la in doc.layers if la is not base):
+        name = f"layers/{n + 1}.nii.gz"
+        volumes.append((name, layer.volume))
+        state["layers"].append({**_layer_state(layer), "file": name, "spacing_known": layer.volume.spacing_known})
+    return state, volumes
+
+
+def write_snapshot(snap: tuple[dict[str, Any], list], path: str | Path) -> Path:
+    """Write a :func:`snapshot` to the zip ``path`` atomically; returns the path."""
+    path = Path(path)
+    state, volumes = snap
     with (atomic_path(path) as tmp, tempfile.TemporaryDirectory() as work,
           zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf):
-        for n, layer in enumerate(la for la in doc.layers if la is not base):
-            name = f"layers/{n + 1}.nii.gz"
-            local = Path(work) / f"{n + 1}.nii.gz"
-            write_nifti(layer.volume, local, flip_rows=False)
+        for name, volume in volumes:
+            local = Path(work) / Path(name).name
+            write_nifti(volume, local, flip_rows=False)
             zf.write(local, name)
-            state["layers"].append({**_layer_state(layer), "file": name,
-                                    "spacing_known": layer.volume.spacing_known})
         zf.writestr("workspace.json", json.dumps(state, indent=2))
     return path
 
