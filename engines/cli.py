@@ -344,7 +344,7 @@ def infer(args: argparse.Namespace, stream: IO[str] | None = None) -> int:
     mine = list(zip(args.input, names, strict=True))[rank::world]
     out_root = Path(args.output)
     out_root.mkdir(parents=True, exist_ok=True)
-    configure_threads()
+    configure_threads(gui=False)
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
     device = pick_device(args.device, lambda m: err.write(f"{prefix}{m}\n"))
     if device.type == "cuda" and world > 1 and device.index is None:

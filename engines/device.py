@@ -122,23 +122,26 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def configure_threads(cores: int | None = None, small_machine: int = 8) -> int:
+def configure_threads(cores: int | None = None, small_machine: int = 8, gui: bool = True) -> int:
     """Set torch's intra-op thread count so the GUI thread keeps a core; returns the count set.
 
     Args:
         cores: the machine's usable cores (default: :func:`available_cores`); given, it forces a re-run.
         small_machine: up to this many cores torch gets ``max(1, cores - 1)`` threads; above it torch's
             own default is kept (it already leaves room). ``LUCENT_TORCH_THREADS`` overrides both.
+        gui: False for headless runs (``lucent infer``): no GUI thread to keep a core for, torch gets them all.
 
     Idempotent: later calls without ``cores`` return the first result.
     """
     global _threads_configured
-    if _threads_configured is not None and cores is None:
+    if _threads_configured is not None and cores is None and gui:
         return _threads_configured
     env = os.environ.get("LUCENT_TORCH_THREADS", "").strip()
     n = cores if cores is not None else available_cores()
     if env.isdigit() and int(env) > 0:
         threads = int(env)
+    elif not gui:
+        threads = n
     elif n <= small_machine:
         threads = max(1, n - 1)
     else:

@@ -81,6 +81,7 @@ def test_configure_threads_leaves_a_core(monkeypatch):
         assert dev.configure_threads(cores=2) == 1 and torch.get_num_threads() == 1
         assert dev.configure_threads(cores=4) == 3
         assert dev.configure_threads(cores=1) == 1
+        assert dev.configure_threads(cores=2, gui=False) == 2  # headless (lucent infer): every core
         monkeypatch.setenv("LUCENT_TORCH_THREADS", "2")
         assert dev.configure_threads(cores=8) == 2
         assert dev.configure_threads() == 2  # idempotent
