@@ -144,3 +144,16 @@ def test_raster_samples(shared_data, folder, pattern, n, rgb):
             assert v.rgb and v.array.ndim == 3 and v.array.shape[2] == 3 and v.modality == "XC"
         if not v.rgb:
             assert v.array.ndim == 2 and v.array.dtype in (np.uint8, np.uint16) and v.modality == "OT"
+
+
+def test_demo_study_is_the_shared_ct_decompressed(ct):
+    """resources/demo: the shared J2K CT series with its pixel data decompressed, nothing else changed."""
+    import pydicom
+
+    from app.loading import DEMO_STUDY
+
+    demo = load_volume(DEMO_STUDY)
+    assert np.array_equal(demo.array, ct.array) and demo.array.dtype == ct.array.dtype
+    assert np.array_equal(demo.affine, ct.affine)
+    first = sorted(DEMO_STUDY.glob("CT.*"))[0]
+    assert pydicom.dcmread(first, stop_before_pixels=True).file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
