@@ -1,10 +1,10 @@
 """Parallel frame decoding: threads for plain reads, worker processes for GIL-bound codecs.
 
-pylibjpeg's OpenJPEG/libjpeg/RLE decoders hold Python's GIL, so threads do not speed them up. For large
-compressed series, frames are decoded by a few persistent worker processes (``_decode_worker.py`` run as a
-plain script: it imports only numpy and pydicom, never the app, and is safe to start from a GUI thread) and
-copied into the preallocated output array here. Set ``LUCENT_DECODE_PROCESSES=0`` to turn them off;
-:func:`prestart` starts them early (e.g. at app start-up) to hide their ~0.3 s start.
+pylibjpeg's libjpeg/RLE decoders (and OpenJPEG, when imagecodecs cannot take a JPEG 2000 file) hold Python's
+GIL, so threads do not speed them up. For large compressed series, frames are decoded by a few persistent
+worker processes (``_decode_worker.py`` run as a plain script: it imports only numpy and pydicom, never the
+app, and is safe to start from a GUI thread) and copied into the preallocated output array here. Set
+``LUCENT_DECODE_PROCESSES=0`` to turn them off; :func:`prestart` starts them early to hide their ~0.3 s start.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from ._decode_worker import read_message, write_message
 from .dicom_header import DicomHeader
 from .dicom_pixels import _decode_error, frame_decode_options
 
-# Starting the workers costs ~0.35 s; below this size serial decoding in-process is faster (the 20-slice
-# 512² J2K demo CT decodes in ~0.45 s serially), so small series never pay the start-up.
+# Starting the workers costs ~0.35 s; below this size serial decoding in-process is faster (20 JPEG-LS or RLE
+# 512² slices decode in well under that), so small series never pay the start-up. JPEG 2000 never comes here:
+# imagecodecs decodes it on threads (see dicom_j2k).
 MIN_FRAMES_FOR_PROCESSES = 48
 MIN_BYTES_FOR_PROCESSES = 8_000_000
 MIN_FRAMES_WHEN_RUNNING = 8  # workers already started: only the IPC is left to pay for
