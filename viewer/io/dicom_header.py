@@ -109,31 +109,8 @@ def _read(path: Path, fast: bool) -> DicomHeader:
 
 
 def _fast_record(path: Path, ts: str, v: dict, pixel_offset: int) -> DicomHeader:
-    """A header from :func:`~.dicom_fastscan.scan_header`'s values, with the same defaults as :func:`_record`."""
-    bits = v.get("BitsAllocated", 16)
-    return DicomHeader(
-        path=path,
-        dataset=None,
-        transfer_syntax=UID(ts),
-        series_uid=_series_key(v, path),
-        modality=v.get("Modality") or "OT",
-        rows=v["Rows"],
-        columns=v["Columns"],
-        frames=1,
-        samples=v.get("SamplesPerPixel", 1),
-        bits_allocated=bits,
-        bits_stored=v.get("BitsStored", bits),
-        signed=v.get("PixelRepresentation", 0) == 1,
-        photometric=v.get("PhotometricInterpretation") or "MONOCHROME2",
-        position=_vector(v.get("ImagePositionPatient"), 3),
-        orientation=_orientation(v.get("ImageOrientationPatient")),
-        pixel_spacing=parse_spacing(v.get("PixelSpacing")),
-        slope=_float(v.get("RescaleSlope", 1.0), 1.0) or 1.0,
-        intercept=_float(v.get("RescaleIntercept", 0.0), 0.0),
-        instance=v.get("InstanceNumber", 0),
-        pixel_offset=pixel_offset,
-        planar=v.get("PlanarConfiguration", 0),
-    )
+    """A header from :func:`~.dicom_fastscan.scan_header`'s values (one plain frame, no data set yet)."""
+    return _header(path, v, None, UID(ts), pixel_offset, "PixelData", enhanced=False)
 
 
 def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | None:
@@ -161,36 +138,42 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
         ts = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
         if little is False:
             ts = pydicom.uid.ExplicitVRBigEndian
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     try:
-        rec = DicomHeader(
-            path=path,
-            dataset=ds,
-            transfer_syntax=ts,
-            series_uid=_series_key(ds, path),
-            modality=str(ds.get("Modality", "") or "OT"),
-            rows=int(ds.get("Rows", 0) or 0),
-            columns=int(ds.get("Columns", 0) or 0),
-            frames=_int(ds.get("NumberOfFrames", 1), 1),
-            samples=_int(ds.get("SamplesPerPixel", 1), 1),
-            bits_allocated=_int(ds.get("BitsAllocated", 16), 16),
-            bits_stored=_int(ds.get("BitsStored", ds.get("BitsAllocated", 16)), 16),
-            signed=_int(ds.get("PixelRepresentation", 0), 0) == 1,
-            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip(),
-            position=_vector(ds.get("ImagePositionPatient"), 3),
-            orientation=_orientation(ds.get("ImageOrientationPatient")),
-            pixel_spacing=parse_spacing(ds.get("PixelSpacing")),
-            slope=_float(ds.get("RescaleSlope", 1.0), 1.0) or 1.0,
-            intercept=_float(ds.get("RescaleIntercept", 0.0), 0.0),
-            instance=_int(ds.get("InstanceNumber", 0), 0),
-            pixel_offset=pixel_offset,
-            pixel_keyword=keyword,
-            little_endian=ts != pydicom.uid.ExplicitVRBigEndian,
-            enhanced="PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds,
-            planar=_int(ds.get("PlanarConfiguration", 0), 0),
-        )
+        return _header(path, ds, ds, ts, pixel_offset, keyword, enhanced)
     except Exception as exc:  # noqa: BLE001 - lazily converted elements fail in many ways
         raise fail(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from None
-    return rec
+
+
+def _header(path: Path, v: Dataset | dict, dataset: Dataset | None, ts: UID, pixel_offset: int | None,
+            keyword: str, enhanced: bool) -> DicomHeader:
+    """The record from element values by keyword (a pydicom Dataset or the fast scanner's dict), with defaults."""
+    return DicomHeader(
+        path=path,
+        dataset=dataset,
+        transfer_syntax=ts,
+        series_uid=_series_key(v, path),
+        modality=str(v.get("Modality", "") or "OT"),
+        rows=int(v.get("Rows", 0) or 0),
+        columns=int(v.get("Columns", 0) or 0),
+        frames=_int(v.get("NumberOfFrames", 1), 1),
+        samples=_int(v.get("SamplesPerPixel", 1), 1),
+        bits_allocated=_int(v.get("BitsAllocated", 16), 16),
+        bits_stored=_int(v.get("BitsStored", v.get("BitsAllocated", 16)), 16),
+        signed=_int(v.get("PixelRepresentation", 0), 0) == 1,
+        photometric=str(v.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip(),
+        position=_vector(v.get("ImagePositionPatient"), 3),
+        orientation=_orientation(v.get("ImageOrientationPatient")),
+        pixel_spacing=parse_spacing(v.get("PixelSpacing")),
+        slope=_float(v.get("RescaleSlope", 1.0), 1.0) or 1.0,
+        intercept=_float(v.get("RescaleIntercept", 0.0), 0.0),
+        instance=_int(v.get("InstanceNumber", 0), 0),
+        pixel_offset=pixel_offset,
+        pixel_keyword=keyword,
+        little_endian=ts != pydicom.uid.ExplicitVRBigEndian,
+        enhanced=enhanced,
+        planar=_int(v.get("PlanarConfiguration", 0), 0),
+    )
 
 
 def _series_key(ds: Dataset | dict, path: Path) -> str:
