@@ -84,7 +84,6 @@ def _decode_coded(jobs: list[Job], out: np.ndarray, plan: DtypePlan) -> None:
     mode = "keep" if plan.decide_after else plan.mode
     for h in {id(h): h for h, _, _ in jobs}.values():
         check_encapsulated_complete(h)
-    total = sum(_coded_bytes(h) for h, _, _ in jobs)
 
     def sink(n: int, raw: np.ndarray) -> None:
         h, _, slot = jobs[n]
@@ -101,7 +100,7 @@ def _decode_coded(jobs: list[Job], out: np.ndarray, plan: DtypePlan) -> None:
 
         decode_pool.thread_map(decode, range(len(jobs)))
         return
-    if decode_pool.use_processes(len(jobs), total):
+    if decode_pool.use_processes(len(jobs), sum(_coded_bytes(h) for h, _, _ in jobs)):
         try:
             decode_pool.decode_in_processes([(h, f) for h, f, _ in jobs], sink)
             return
