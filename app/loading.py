@@ -46,7 +46,7 @@ def prefetch(paths: Sequence[str | Path]) -> None:
     def work() -> None:
         try:
             cands = candidates_for(paths)
-            fut.set_result((cands, cands[0].load()) if len(cands) == 1 else None)
+            fut.set_result(cands[0].load() if len(cands) == 1 else None)
         except Exception:  # noqa: BLE001 - open_document reads again and reports the error in its own words
             fut.set_result(None)
 
@@ -66,9 +66,8 @@ def open_document(paths: Sequence[str | Path], choose: Callable[[list], object |
     """
     pending = _prefetched.pop(_key(paths), None)
     _prefetched.clear()  # a read-ahead of other paths is no longer wanted
-    ready = pending.result() if pending is not None else None
-    if ready is not None:
-        cands, volume = ready
+    volume = pending.result() if pending is not None else None
+    if volume is not None:
         return _document(volume, paths)
     cands = candidates_for(paths)
     if len(cands) == 1:
