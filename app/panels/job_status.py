@@ -25,9 +25,6 @@ class JobStatus(QWidget):
         self.details.clicked.connect(self._show_details)
         for w in (self.label, self.bar, self.cancel, self.details):
             lay.addWidget(w)
-        # One height whatever is shown: a job starting or ending must not resize the status bar, which would
-        # resize every view (and make the 3D view render again) while the engine runs.
-        self.setFixedHeight(max(w.sizeHint().height() for w in (self.label, self.bar, self.cancel, self.details)))
         self.job_id: int | None = None
         self._error: tuple[str, str] | None = None
         self.idle()
