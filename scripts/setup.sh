@@ -25,3 +25,6 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e ".[${LUCENT_EXTRAS:-dev}]"
+# An editable install leaves the project's own modules uncompiled: compile them now, so that the first start
+# (and every start where Python may not write bytecode) does not spend ~0.15 s compiling them.
+.venv/bin/python -m compileall -q -j 0 app viewer engines main.py >/dev/null

@@ -44,7 +44,21 @@ WANTED: dict[int, tuple[str, bytes]] = {
     0x00280103: ("PixelRepresentation", b"US"),
     0x00281052: ("RescaleIntercept", b"DS"),
     0x00281053: ("RescaleSlope", b"DS"),
+    # for Volume.metadata and the series picker (so that a plain series needs no pydicom at all)
+    0x00080020: ("StudyDate", b"DA"),
+    0x00081030: ("StudyDescription", b"LO"),
+    0x00100010: ("PatientName", b"PN"),
+    0x00100020: ("PatientID", b"LO"),
+    0x00100030: ("PatientBirthDate", b"DA"),
+    0x00180015: ("BodyPartExamined", b"CS"),
+    0x00180050: ("SliceThickness", b"DS"),
+    0x00181164: ("ImagerPixelSpacing", b"DS"),
+    0x0020000D: ("StudyInstanceUID", b"UI"),
+    0x00281050: ("WindowCenter", b"DS"),
+    0x00281051: ("WindowWidth", b"DS"),
 }
+#: The keywords a scanned header knows (absent from its values = absent from the file's top level).
+SCANNED = frozenset(kw for kw, _vr in WANTED.values())
 #: Their presence sends the file to pydicom (enhanced multi-frame objects need the full data set).
 ENHANCED = frozenset({0x52009229, 0x52009230})
 TEXT = frozenset({0x0008103E, 0x00200011})
@@ -57,8 +71,9 @@ class _Bail(Exception):
 def scan_header(buf: bytes) -> tuple[str, dict[str, object], int] | None:
     """``(transfer syntax UID, {keyword: value}, byte offset of the Pixel Data value)`` or None (see module).
 
-    Values: US → int, IS → int, DS → list of float, strings (UI, CS, LO) → str without padding; SeriesNumber and
-    SeriesDescription stay text (they only name a series that has no UID).
+    Values: US → int, IS → int, DS → list of float, strings (UI, CS, LO, PN, DA) → str without padding;
+    SeriesNumber and SeriesDescription stay text (they only name a series that has no UID). Text must be plain
+    ASCII without escape sequences (other bytes depend on SpecificCharacterSet, which pydicom handles).
     """
     try:
         ts, pos = _meta_group(buf)
@@ -174,8 +189,8 @@ def _value(data: bytes, vr: bytes) -> object:
             raise _Bail
         return unpack_from("<H", data)[0]
     text = data.decode("ascii").strip(" \0")
-    if vr in (b"UI", b"CS", b"LO"):
-        if "\\" in text:
+    if vr in (b"UI", b"CS", b"LO", b"PN", b"DA"):
+        if "\\" in text or "\x1b" in text:
             raise _Bail
         return text
     parts = [p.strip() for p in text.split("\\")]

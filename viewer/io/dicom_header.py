@@ -4,25 +4,29 @@ Geometry fields are in DICOM's patient LPS frame, millimetres. The file is opene
 go through the fast scanner (:mod:`.dicom_fastscan`), and files it does not take are parsed with
 ``pydicom.dcmread(stop_before_pixels=True)``. The byte offset of the Pixel Data value is kept so that pixels
 can later be read or decoded without parsing the header again; the full pydicom data set of a fast-scanned file
-is parsed only when something asks for it (:attr:`DicomHeader.ds`: metadata, the series picker).
+is parsed only when something asks for a value the scanner did not read (:meth:`DicomHeader.get`). pydicom is
+imported only when a file needs it, so a plain series loads without it (that keeps start-up quick).
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
-from .dicom_fastscan import scan_header
+from .dicom_fastscan import SCANNED, scan_header
 from .errors import LoadError, fail
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
 HEAD_BYTES = 1 << 16
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 
 
@@ -30,7 +34,8 @@ PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009:
 class DicomHeader:
     """What the series builder needs from one file; ``ds`` is the pixel-less dataset (for metadata).
 
-    ``dataset`` is None for a fast-scanned file until :attr:`ds` is first read.
+    ``dataset`` is None for a fast-scanned file until :attr:`ds` is first read; ``values`` then holds the values
+    the scanner decoded, by keyword.
 
     Attributes:
         position: ImagePositionPatient (LPS mm) of the first voxel, or None.
@@ -42,7 +47,7 @@ class DicomHeader:
 
     path: Path
     dataset: Dataset | None
-    transfer_syntax: UID
+    transfer_syntax: str  # the UID
     series_uid: str
     modality: str
     rows: int
@@ -65,6 +70,15 @@ class DicomHeader:
     enhanced: bool = False
     planar: int = 0
     extra: dict = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, keyword: str) -> Any:
+        """A top-level element's value by keyword (None when absent), as pydicom gives it: one number for a
+        single-valued DS, a list for several. Read from the fast scan's values when it covers the keyword."""
+        if self.dataset is None and keyword in SCANNED:
+            value = self.values.get(keyword)
+            return value[0] if isinstance(value, list) and len(value) == 1 else value
+        return self.ds.get(keyword)
 
     @property
     def ds(self) -> Dataset:
@@ -110,11 +124,15 @@ def _read(path: Path, fast: bool) -> DicomHeader:
 
 def _fast_record(path: Path, ts: str, v: dict, pixel_offset: int) -> DicomHeader:
     """A header from :func:`~.dicom_fastscan.scan_header`'s values (one plain frame, no data set yet)."""
-    return _header(path, v, None, UID(ts), pixel_offset, "PixelData", enhanced=False)
+    header = _header(path, v, None, ts, pixel_offset, "PixelData", enhanced=False)
+    header.values = v
+    return header
 
 
 def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | None:
     """dcmread + pixel offset; None when ``fp`` holds only part of a longer file and that was not enough."""
+    import pydicom
+
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
         pixel_offset, keyword = _pixel_value_offset(fp, ds)
@@ -129,15 +147,17 @@ def _parse(fp, path: Path, complete: bool) -> tuple[Dataset, int | None, str] | 
 
 
 def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> DicomHeader:
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
     if "Rows" not in ds and "SeriesInstanceUID" not in ds and "SOPClassUID" not in ds:
         raise fail(path, "not a DICOM, NIfTI or image file")
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if not ts:
         implicit, little = ds.original_encoding
-        ts = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        ts = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
         if little is False:
-            ts = pydicom.uid.ExplicitVRBigEndian
+            ts = ExplicitVRBigEndian
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     try:
         return _header(path, ds, ds, ts, pixel_offset, keyword, enhanced)
@@ -145,7 +165,7 @@ def _record(path: Path, ds: Dataset, pixel_offset: int | None, keyword: str) -> 
         raise fail(path, f"corrupt DICOM header ({type(exc).__name__}: {exc})") from None
 
 
-def _header(path: Path, v: Dataset | dict, dataset: Dataset | None, ts: UID, pixel_offset: int | None,
+def _header(path: Path, v: Dataset | dict, dataset: Dataset | None, ts: str, pixel_offset: int | None,
             keyword: str, enhanced: bool) -> DicomHeader:
     """The record from element values by keyword (a pydicom Dataset or the fast scanner's dict), with defaults."""
     return DicomHeader(
@@ -170,7 +190,7 @@ def _header(path: Path, v: Dataset | dict, dataset: Dataset | None, ts: UID, pix
         instance=_int(v.get("InstanceNumber", 0), 0),
         pixel_offset=pixel_offset,
         pixel_keyword=keyword,
-        little_endian=ts != pydicom.uid.ExplicitVRBigEndian,
+        little_endian=ts != EXPLICIT_BE,
         enhanced=enhanced,
         planar=_int(v.get("PlanarConfiguration", 0), 0),
     )
@@ -202,20 +222,21 @@ def _pixel_value_offset(fp, ds: Dataset) -> tuple[int | None, str]:
     return start + 12, keyword  # OB/OW/OF/OD: tag 4 + VR 2 + reserved 2 + length 4
 
 
+def _single(value):
+    """The first of several values (a list, or pydicom's MultiValue), else the value itself."""
+    return value[0] if isinstance(value, Sequence) and not isinstance(value, str | bytes) else value
+
+
 def _int(value, default: int) -> int:
     try:
-        if isinstance(value, list | tuple | pydicom.multival.MultiValue):
-            value = value[0]
-        return int(value)
+        return int(_single(value))
     except (TypeError, ValueError, IndexError):
         return default
 
 
 def _float(value, default: float) -> float:
     try:
-        if isinstance(value, list | tuple | pydicom.multival.MultiValue):
-            value = value[0]
-        v = float(value)
+        v = float(_single(value))
         return v if np.isfinite(v) else default
     except (TypeError, ValueError, IndexError):
         return default

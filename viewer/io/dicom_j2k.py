@@ -13,13 +13,12 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import pydicom
 
 from .dicom_header import DicomHeader
 from .dicom_pixels import stored_dtype
 from .errors import fail
 
-J2K_SYNTAXES = frozenset({pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000})
+J2K_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})  # lossless only; lossy or lossless
 ITEM, SEQUENCE_END = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
 
 try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
+if TYPE_CHECKING:
+    from .dicom_header import DicomHeader
 
 
 def _first(value: Any) -> Any:
@@ -26,14 +27,14 @@ def _float_or_none(value: Any) -> float | None:
     return v
 
 
-def dicom_metadata(ds: Dataset, source: str) -> dict[str, Any]:
+def dicom_metadata(h: DicomHeader, source: str) -> dict[str, Any]:
     """Metadata keys filled when present: window_center, window_width (first value, in output units),
     series_description, patient_name, patient_id, study_date, series_uid, body_part, photometric, source,
     warnings (an empty list, filled by the reader)."""
     md: dict[str, Any] = {"source": source, "warnings": []}
     try:
-        wc = _float_or_none(ds.get("WindowCenter"))
-        ww = _float_or_none(ds.get("WindowWidth"))
+        wc = _float_or_none(h.get("WindowCenter"))
+        ww = _float_or_none(h.get("WindowWidth"))
     except Exception:  # noqa: BLE001 - e.g. BytesLengthException for a damaged VR: no window then
         wc = ww = None
     if wc is not None and ww is not None and ww > 0:
@@ -51,7 +52,7 @@ def dicom_metadata(ds: Dataset, source: str) -> dict[str, Any]:
         ("study_uid", "StudyInstanceUID"),
     ):
         try:
-            value = ds.get(kw)
+            value = h.get(kw)
         except Exception:  # noqa: BLE001 - a malformed optional element must not stop loading
             value = None
         if value not in (None, ""):

@@ -9,9 +9,9 @@ geometry the frames are shown as a stack in file order with a 1 mm identity-like
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydicom.dataset import Dataset
 
 from ..model.volume import Volume
 from .dicom_assemble import assemble
@@ -20,6 +20,9 @@ from .dicom_header import DicomHeader, _float, _orientation, _vector, parse_spac
 from .dicom_pixels import can_read_natively, check_encapsulated_complete, stored_dtype
 from .dicom_series import finish_volume, plain_affine, xray_spacing
 from .errors import fail
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 
 def _item(ds: Dataset | None, seq: str) -> Dataset | None:

@@ -19,13 +19,11 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-import pydicom
-from pydicom.pixels import get_decoder
 
 from .dicom_header import DicomHeader
 from .errors import LoadError, fail
 
-NATIVE_LE = {pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian}
+NATIVE_LE = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}  # explicit and implicit VR little endian
 
 
 @dataclass(frozen=True)
@@ -139,10 +137,12 @@ def decode_frame(h: DicomHeader, index: int) -> np.ndarray:
 
     Colour YBR data comes back as RGB, as pydicom does by default.
     """
+    from pydicom.pixels import get_decoder  # imported here: plain series never need it
+
     if h.pixel_offset is None:
         raise fail(h.path, "DICOM file has no pixel data")
     try:
-        decoder = get_decoder(h.transfer_syntax)
+        decoder = get_decoder(_uid(h))
     except NotImplementedError:
         raise unsupported(h) from None
     if not decoder.is_available:
@@ -175,7 +175,7 @@ def check_encapsulated_complete(h: DicomHeader) -> int | None:
     offset table (None when not encapsulated or not walkable).
     """
     try:
-        encapsulated = h.transfer_syntax.is_encapsulated
+        encapsulated = _uid(h).is_encapsulated
     except ValueError:  # not a transfer syntax UID at all: the decoder lookup reports it
         return None
     if h.pixel_offset is None or not encapsulated:
@@ -206,17 +206,24 @@ def check_encapsulated_complete(h: DicomHeader) -> int | None:
 
 def unsupported(h: DicomHeader) -> LoadError:
     """LoadError "<path>: unsupported transfer syntax <name>"."""
-    return fail(h.path, f"unsupported transfer syntax {h.transfer_syntax.name}")
+    return fail(h.path, f"unsupported transfer syntax {_uid(h).name}")
+
+
+def _uid(h: DicomHeader):  # noqa: ANN202 - a pydicom UID, whose module is imported only here
+    from pydicom.uid import UID
+
+    return UID(h.transfer_syntax)
 
 
 def _decode_error(h: DicomHeader, exc: Exception) -> LoadError:
-    if h.transfer_syntax.is_compressed:
+    uid = _uid(h)
+    if uid.is_compressed:
         text = str(exc).lower()
         if "unsupported" in text or "not supported" in text or "no plugin" in text or "precision" in text:
             return unsupported(h)
         kind = getattr(exc, "type_name", type(exc).__name__)
         return fail(
-            h.path, f"cannot decode {h.transfer_syntax.name} pixel data, the file may be corrupt ({kind})"
+            h.path, f"cannot decode {uid.name} pixel data, the file may be corrupt ({kind})"
         )
     return fail(h.path, f"corrupt pixel data ({type(exc).__name__})")
 

@@ -24,7 +24,7 @@ def xray_spacing(h: DicomHeader) -> tuple[float, float] | None:
     """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing; None when unknown or 0."""
     if h.pixel_spacing is not None:
         return h.pixel_spacing
-    return parse_spacing(h.ds.get("ImagerPixelSpacing"))
+    return parse_spacing(h.get("ImagerPixelSpacing"))
 
 
 def plain_affine(spacing_rc: tuple[float, float] | None, step_mm: float = 1.0) -> np.ndarray:
@@ -110,7 +110,7 @@ def finish_volume(
     array = asm.array
     if array.shape[0] == 1:
         array = array[0]
-    md = dicom_metadata(h0.ds, source)
+    md = dicom_metadata(h0, source)
     if asm.inverted_sum is not None:
         md["monochrome1_inverted"] = True
         if "window_center" in md:
@@ -126,7 +126,7 @@ def finish_volume(
 
 def _slice_thickness(h: DicomHeader) -> float:
     try:
-        t = float(h.ds.get("SliceThickness", 1.0) or 1.0)
+        t = float(h.get("SliceThickness") or 1.0)
     except (TypeError, ValueError):
         return 1.0
     return t if np.isfinite(t) and t > 0 else 1.0

@@ -11,8 +11,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from viewer.io.dicom_fastscan import scan_header
+from viewer.io.dicom_fastscan import SCANNED, scan_header
 from viewer.io.dicom_header import HEAD_BYTES, DicomHeader, _read, read_header
+from viewer.io.dicom_metadata import dicom_metadata
 
 from .dicom_factory import write_series
 
@@ -21,12 +22,28 @@ FIELDS = ("transfer_syntax", "series_uid", "modality", "rows", "columns", "frame
           "pixel_offset", "pixel_keyword", "little_endian", "enhanced", "planar")
 
 
+def _plain(value: object) -> object:
+    """A value as plain Python (pydicom's DSfloat, IS, PersonName and MultiValue → float, int, str, list)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return "nan" if value != value else float(value)  # NaN compares unequal to itself
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return [_plain(v) for v in value]
+    return str(value).strip()
+
+
 def assert_same_header(fast: DicomHeader, slow: DicomHeader) -> None:
+    """Same record, same values by keyword and same Volume metadata, without parsing the fast file's data set."""
     for f in FIELDS:
         assert getattr(fast, f) == getattr(slow, f), f
     for f in ("position", "orientation"):
         a, b = getattr(fast, f), getattr(slow, f)
         assert (a is None) == (b is None) and (a is None or np.array_equal(a, b)), f
+    for kw in sorted(SCANNED - {"SeriesNumber"}):  # SeriesNumber stays text (it only names a series)
+        assert _plain(fast.get(kw)) == _plain(slow.get(kw)), kw
+    assert dicom_metadata(fast, "x") == dicom_metadata(slow, "x")
+    assert fast.dataset is None
 
 
 def test_matches_pydicom_on_every_shared_dicom(shared_data: Path) -> None:
@@ -40,7 +57,8 @@ def test_matches_pydicom_on_every_shared_dicom(shared_data: Path) -> None:
         if fast.dataset is None:
             scanned += 1
             assert_same_header(fast, slow)
-            assert fast.ds.get("Modality") == slow.ds.get("Modality")  # the data set is parsed when asked for
+            assert fast.get("Manufacturer") == slow.ds.get("Manufacturer")  # other values: the data set is parsed
+            assert fast.dataset is not None
     assert scanned >= 25  # the 20-slice CT (no SeriesInstanceUID: named by folder) and the misc single frames
 
 
@@ -91,3 +109,30 @@ def test_unusual_files_go_to_pydicom(tmp_path: Path) -> None:
     empty = tmp_path / "empty.dcm"
     ds.save_as(empty, enforce_file_format=True)
     assert scan_header(empty.read_bytes()) is None and read_header(empty).slope == 1.0
+
+
+def test_text_that_depends_on_the_character_set_goes_to_pydicom(tmp_path: Path) -> None:
+    """Non-ASCII bytes and ISO 2022 escape sequences are decoded by pydicom (SpecificCharacterSet)."""
+    p = write_series(tmp_path / "s", np.zeros((1, 4, 4), np.int16), np.eye(4), shuffle=False)[0]
+    ds = pydicom.dcmread(p)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Jürgen"
+    latin = tmp_path / "latin.dcm"
+    ds.save_as(latin, enforce_file_format=True)
+    assert scan_header(latin.read_bytes()) is None
+    assert dicom_metadata(read_header(latin), "x")["patient_name"] == "Müller^Jürgen"
+    escaped = latin.read_bytes().replace(b"ISO_IR 100", b"ISO 2022IR6").replace("Müller".encode("latin-1"),
+                                                                                  b"\x1b(BMxller")
+    assert scan_header(escaped) is None
+
+
+def test_a_plain_series_loads_without_pydicom(tmp_path: Path) -> None:
+    """Start-up reads the demo study without importing pydicom (it costs about 0.2 s of start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from app.loading import DEMO_STUDY; from viewer.io import load_volume; "
+            "v = load_volume(DEMO_STUDY); assert v.metadata['series_description']; print('pydicom' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout.strip() == "False"

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import pydicom
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..sniff import sniff
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 TAGS = [
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
@@ -134,6 +134,8 @@ def read_entry(stat: FileStat) -> Entry:
 
 
 def _dicom_entry(stat: FileStat, fp: BinaryIO) -> Entry:
+    import pydicom  # here, not at module level: the study browser is built at start-up, before any import
+
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=TAGS, force=True)
         problem = _pixel_problem(fp, ds, stat.size)
@@ -170,11 +172,16 @@ def _pixel_problem(fp: BinaryIO, ds: Dataset, size: int) -> str | None:
     return None
 
 
+def _is_multi(value: object) -> bool:
+    """Whether ``value`` holds several values (pydicom's MultiValue is a Sequence)."""
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     if value is None:
         return ""
-    if isinstance(value, pydicom.multival.MultiValue):
+    if _is_multi(value):
         value = "\\".join(str(v) for v in value)
     return " ".join(str(value).split())
 
@@ -182,7 +189,7 @@ def _text(ds: Dataset, keyword: str) -> str:
 def _int_or_none(ds: Dataset, keyword: str) -> int | None:
     value = ds.get(keyword)
     try:
-        if isinstance(value, pydicom.multival.MultiValue):
+        if _is_multi(value):
             value = value[0]
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError, IndexError):
