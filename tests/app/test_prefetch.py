@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +55,18 @@ def test_start_gui_opens_the_demo(qtbot, monkeypatch: pytest.MonkeyPatch) -> Non
     assert seen == [[loading.DEMO_STUDY]]
     assert win.document is not None and win.document.base.shape3d[0] == 20
     win.close()
+
+
+def test_start_up_imports_no_heavy_library(tmp_path: Path) -> None:
+    """The demo's first frame needs none of torch, VTK, nibabel or pydicom (together over a second of imports):
+    they load when an engine, the 3D view, a NIfTI or an unusual DICOM file first needs them."""
+    code = ("import sys; from app.cli import _viewer_parser, start_gui; "
+            "app, win = start_gui(_viewer_parser().parse_args([])); "
+            "win.study_view.primary.graphics.viewport().repaint(); "
+            "print(sorted(m for m in ('torch', 'vtkmodules', 'nibabel', 'pydicom') if m in sys.modules)); "
+            "win.close()")
+    env = dict(os.environ, LUCENT_CONFIG_DIR=str(tmp_path), QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
