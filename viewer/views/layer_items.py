@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QImage, QPainter
 
 from viewer.model import colormaps
 from viewer.model.geometry import OverlaySampler, SliceMapping
@@ -24,10 +24,27 @@ def label_outline(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+_F = QImage.Format
+#: QImage formats that QPainter's raster engine draws without converting them on every paint.
+_DRAW_FORMAT = {_F.Format_Grayscale8: _F.Format_RGB32, _F.Format_RGB888: _F.Format_RGB32,
+                _F.Format_Indexed8: _F.Format_ARGB32_Premultiplied, _F.Format_RGBA8888: _F.Format_ARGB32_Premultiplied,
+                _F.Format_ARGB32: _F.Format_ARGB32_Premultiplied, _F.Format_RGBX8888: _F.Format_RGB32}
+
+
 class SmoothImageItem(pg.ImageItem):
-    """An ImageItem that can be drawn with bilinear scaling (heatmaps shown at their own resolution)."""
+    """An ImageItem that can be drawn with bilinear scaling (heatmaps shown at their own resolution).
+
+    The rendered image is converted once per render to the format the raster paint engine blends directly (RGB32
+    for opaque, premultiplied ARGB32 for translucent), instead of Qt converting it on every repaint.
+    """
 
     smooth = False
+
+    def render(self) -> None:
+        super().render()
+        fast = _DRAW_FORMAT.get(self.qimage.format()) if self.qimage is not None else None
+        if fast is not None:
+            self.qimage = self.qimage.convertToFormat(fast)
 
     def paint(self, p, *args) -> None:
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
