@@ -140,7 +140,7 @@ class MultiResCXREngine(ShippedWeightsEngine):
         h, w = image.shape
         affine = volume.affine @ map_to_image_matrix(maps.shape[-2:], (h, w))
         overlays = []
-        for c in np.argsort(-probs)[: self.top_k]:
+        for rank, c in enumerate(np.argsort(-probs)[: self.top_k]):
             self.check_cancelled(cancelled)
             m = maps[c].astype(np.float64)
             lo, hi = float(m.min()), float(m.max())
@@ -150,7 +150,8 @@ class MultiResCXREngine(ShippedWeightsEngine):
                                   "raw_logit_range": (lo, hi), "source": self.id})
             overlays.append(Overlay(name=f"saliency · {LABELS[c]}", kind="saliency", volume=ov,
                                     value_range=(0.0, 1.0), colormap="inferno",
-                                    legend=f"{LABELS[c]}: {LEGEND} (p = {probs[c]:.2f})", units="a.u."))
+                                    legend=f"{LABELS[c]}: {LEGEND} (p = {probs[c]:.2f})", units="a.u.",
+                                    visible=rank == 0))  # stacked maps would hide the radiograph
         notes.append("Research demo weights, not for clinical use; trained on a tiny, mostly COVID-19 set.")
         progress(1.0, "done")
         return EngineResult(overlays=overlays, scores=scores, notes=notes)

@@ -26,8 +26,9 @@ def test_multires_cxr_from_the_engines_panel(window, qtbot, shared_data):
     ranked = window.engines.results_panel.ranked_names()
     assert len(ranked) == 14
     assert [n.split(" · ")[-1] for n in names] == ranked[:3]  # overlays for the top 3 findings
+    assert [la.visible for la in window.document.layers[before:]] == [True, False, False]
     view = window.study_view.views["native"]
-    assert len(view.annotations.colorbars) == 3
+    assert len(view.annotations.colorbars) == 1  # the top finding's map; the others are one click away
     # running again adds new layers, never replaces
     panel.run_button.click()
     qtbot.waitUntil(lambda: len(window.document.layers) == before + 6, timeout=60_000)

@@ -92,6 +92,7 @@ def test_inference_on_real_photo(derm_data: Path) -> None:
     assert (sal.volume.affine @ [7.5, 7.5, 0, 1])[:2] == pytest.approx([255.5, 255.5])
     masks = [o for o in res.overlays if o.kind == "mask"]
     assert masks and masks[0].volume.array.shape == (256, 256) and masks[0].volume.array.max() == 1
+    assert masks[0].volume.metadata["display"] == "outline"  # the lesion stays visible inside its outline
     assert steps[0] == 0.0 and steps[-1] == 1.0
 
 

@@ -90,6 +90,7 @@ def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
     assert len(res.overlays) == 3 and steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
     top = sorted(res.scores, key=res.scores.get, reverse=True)[:3]
     assert [o.volume.metadata["finding"] for o in res.overlays] == top
+    assert [o.visible for o in res.overlays] == [True, False, False]  # three stacked maps would hide the film
     for ov in res.overlays:
         a = ov.volume.array
         assert ov.kind == "saliency" and "LSE-LBA" in ov.legend and ov.value_range == (0.0, 1.0)
