@@ -1,13 +1,15 @@
 """Screenshots: the study views as PNG, written atomically, with no patient identifiers on them.
 
 The views show orientation letters, slice number, window, scale bar and colour bars, never the patient's
-name or ID, so a grab of them is safe to share.
+name or ID, so a grab of them is safe to share. The interactive 3D view draws with OpenGL into a native window,
+which ``QWidget.render`` cannot read (it comes out black): its frame is rendered by VTK and painted in.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QPoint, QPointF, QRectF
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -49,6 +51,7 @@ def compose_screenshot(widget: QWidget, doc: Document | None = None, scale: floa
     pixmap.setDevicePixelRatio(scale)
     pixmap.fill(QColor("black"))
     widget.render(pixmap)
+    _paint_gl_views(widget, pixmap)
     shot = pixmap.toImage()
     if doc is None:
         return shot
@@ -66,6 +69,28 @@ def compose_screenshot(widget: QWidget, doc: Document | None = None, scale: floa
         p.drawText(int(8 * scale), h + int(4 * scale) + (n + 1) * line_h - int(5 * scale), line)
     p.end()
     return out
+
+
+def _paint_gl_views(widget: QWidget, pixmap: QPixmap) -> None:
+    """Paint the frames of the interactive 3D views inside ``widget`` over their (black) place in ``pixmap``."""
+    from viewer.views.view3d import View3D  # no VTK import: only views that exist are asked for frames
+
+    views = [widget] if isinstance(widget, View3D) else widget.findChildren(View3D)
+    painter: QPainter | None = None
+    for view in views:
+        target = view.frame_widget
+        if not (view.interactive and view.isVisible() and target is not None and target.isVisible()):
+            continue
+        try:
+            frame = view.render_to_array()
+        except RuntimeError:  # closed meanwhile: leave its place black
+            continue
+        h, w = frame.shape[:2]
+        image = QImage(frame.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        painter = painter or QPainter(pixmap)
+        painter.drawImage(QRectF(QPointF(target.mapTo(widget, QPoint(0, 0))), target.size().toSizeF()), image)
+    if painter is not None:
+        painter.end()
 
 
 def render_study_png(doc: Document, path: str | Path, layout: str = "mpr", size: tuple[int, int] = (1024, 1024),

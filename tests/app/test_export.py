@@ -50,3 +50,25 @@ def test_layer_export_round_trip(demo_window, tmp_path):
     bi, bj, bk = np.rint(back.patient_to_index(xyz)).astype(int)
     assert back.data3d[bk, bj, bi] == pytest.approx(values[k, j, i])
     assert nib.load(out).shape == (64, 64, 5)
+
+
+def test_screenshot_paints_the_3d_frame(demo_window, qtbot, tmp_path, monkeypatch):
+    """An interactive 3D view draws with OpenGL into a native window that a widget grab reads as black: the
+    screenshot paints VTK's own frame there (offscreen tests use the canvas backend, so it stands in here)."""
+    from viewer.views.view3d import View3D
+
+    demo_window.on_layout_mpr()
+    demo_window.study_view.ensure_3d()
+    view = demo_window.study_view.findChild(View3D)
+    assert view is not None
+    qtbot.waitUntil(lambda: view.frame_widget.isVisible() and view.frame_widget.height() > 50, timeout=5000)
+    magenta = np.zeros((8, 8, 3), np.uint8)
+    magenta[..., 0] = magenta[..., 2] = 255
+    monkeypatch.setattr(view, "interactive", True)
+    monkeypatch.setattr(view, "render_to_array", lambda: magenta)
+    out = tmp_path / "mpr.png"
+    demo_window.save_screenshot(out)
+    target = view.frame_widget
+    centre = target.mapTo(demo_window.study_view, target.rect().center())
+    shot = Image.open(out).convert("RGB")
+    assert shot.getpixel((centre.x(), centre.y())) == (255, 0, 255), (centre, shot.size)

@@ -272,6 +272,11 @@ class View3D(QWidget):
         if self.scene:
             self.scene.show_planes(show)
 
+    @property
+    def frame_widget(self) -> QWidget | None:
+        """The child widget that shows the rendered frames (the QVTK widget or the offscreen canvas)."""
+        return self._vtk_widget if self._vtk_widget is not None else self._canvas
+
     def render_to_array(self) -> np.ndarray:
         """Render now and return the frame as ``(H, W, 3)`` uint8 RGB, top row first (screenshots, tests)."""
         if self.scene is None or self._closed:
