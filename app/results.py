@@ -45,7 +45,7 @@ def overlay_to_layer(engine: Engine, overlay: Overlay, name: str, provenance: st
                            outline=overlay.volume.metadata.get("display") == "outline", visible=overlay.visible)
     lo, hi = (float(v) for v in overlay.value_range)
     return HeatmapLayer(name=name, volume=overlay.volume, colormap=overlay.colormap or "inferno",
-                        visible=overlay.visible,
+                        visible=overlay.visible, threshold=overlay.threshold,
                         provenance=provenance, value_range=(lo, hi), units=overlay.units,
                         legend=overlay.legend or overlay.name)
 

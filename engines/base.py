@@ -47,6 +47,7 @@ class Overlay:
         legend: colour-bar text, e.g. "Grad-CAM (a.u.)"; units: value units ("probability", "cosine").
         label_names: for masks, value → name.
         visible: whether the layer starts shown (secondary maps may start hidden, e.g. under a mask).
+        threshold: values below it are drawn transparent (None: every value is coloured).
     """
 
     name: str
@@ -58,6 +59,7 @@ class Overlay:
     units: str = ""
     label_names: dict[int, str] = field(default_factory=dict)
     visible: bool = True
+    threshold: float | None = None
 
 
 @dataclass

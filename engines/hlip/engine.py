@@ -316,21 +316,24 @@ class HLIPEngine(ShippedWeightsEngine):
             target, target_name = t_cls[top], self.classes[top]
         self.check_cancelled(cancelled)
         progress(0.95, "building the heatmap")
-        legend = LEGEND
+        legend, threshold = LEGEND, None
         if self.heatmap == "contrast" and target_name.strip().rstrip(".").lower() != REFERENCE_CLASS.lower():
             target = target - self.text_embeddings([reports.prompt(REFERENCE_CLASS, mod)])[0]
-            legend = CONTRAST_LEGEND
+            legend, threshold = CONTRAST_LEGEND, 0.0  # shown only where the finding beats the normal report
         sim = torch.einsum("ndhwe,e->ndhw", feats.dense, target).numpy().astype(np.float32)
+        if threshold is not None and not (sim > threshold).any():
+            notes.append(f"“{target_name}” is nowhere more similar than “{REFERENCE_CLASS}”: the map shows nothing.")
         overlays = []
         for s, v in enumerate(volumes):
             m = sim[s]
             affine = v.affine @ token_to_voxel_matrix(feats.grid, v.shape3d)
-            lo, hi = float(m.min()), float(m.max())
+            lo, hi = float(m.min()) if threshold is None else threshold, float(m.max())
             ov = Volume(m, affine=affine, modality=v.modality, spacing_known=v.spacing_known,
                         metadata={"query": target_name, "source": self.id, "scan": s, "grid": list(feats.grid)})
             name = f"similarity · {target_name}" + (f" · scan {s + 1}" if len(volumes) > 1 else "")
             overlays.append(Overlay(name=name, kind="similarity", volume=ov, value_range=(lo, hi if hi > lo else lo + 1e-6),
-                                    colormap="jet", legend=f"{legend}: “{target_name}”", units="cosine"))
+                                    colormap="jet", legend=f"{legend}: “{target_name}”", units="cosine",
+                                    threshold=threshold))
         self.last_timing = {"image_s": t_img, "text_s": time.perf_counter() - t1,
                             "image_cached": float(len(self._cache) == cached and t_img < feats.seconds)}
         notes.append("Research demo weights, not for clinical use; trained on 4 BRATS patients and 110 head-CT "

@@ -113,6 +113,9 @@ def test_real_brats_flair_scores_heatmap_and_cache(brats_flair: Volume) -> None:
     q = [k for k in res2.scores if k.startswith("“")]
     assert len(q) == 1 and 0.0 <= res2.scores[q[0]] <= 1.0
     assert not np.array_equal(res2.overlays[0].volume.array, m)
+    # the contrast map is drawn only where the query beats the normal report: the scan shows elsewhere
+    q_map = res2.overlays[0]
+    assert q_map.threshold == 0.0 and q_map.value_range == (0.0, pytest.approx(float(q_map.volume.array.max())))
 
 
 def test_two_scan_study_gives_one_overlay_per_scan(tiny_weights: Path) -> None:
