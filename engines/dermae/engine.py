@@ -70,6 +70,10 @@ class DermaeEngine(ShippedWeightsEngine):
     def __init__(self, weights: str | Path | None = None) -> None:
         super().__init__(weights)
 
+    def applies_to(self, volume: Volume) -> bool:
+        """Colour photos only: a grey radiograph saved as PNG is also "OT", and the student cannot read it."""
+        return bool(volume.rgb) and super().applies_to(volume)
+
     def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
         from engines.dermae.weights_io import load_model
 

@@ -25,6 +25,12 @@ def test_import_is_cheap_and_registered() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_offered_for_colour_photos_only() -> None:
+    photo = Volume(np.zeros((32, 32, 3), np.uint8), np.eye(4), modality="OT", rgb=True)
+    grey = Volume(np.zeros((32, 32), np.uint8), np.eye(4), modality="OT")  # a radiograph exported as PNG
+    assert DermaeEngine().applies_to(photo) and not DermaeEngine().applies_to(grey)
+
+
 @needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.dermae.weights_io import load_model, sha256
