@@ -13,25 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer.model.volume import Volume
-
-
-def read_volume(path: Path) -> Volume:
-    """A photo as a :class:`Volume` (viewer.io when present, else Pillow: RGB → "XC")."""
-    try:
-        from viewer.io import load_volume  # type: ignore[attr-defined]
-    except ImportError:
-        load_volume = None
-    if load_volume is not None:
-        return load_volume(path)
-    from PIL import Image
-
-    with Image.open(path) as im:
-        rgb = im.mode in ("RGB", "RGBA", "P")
-        arr = np.asarray(im.convert("RGB") if rgb else im)
-    return Volume(arr, modality="XC" if rgb else "OT", spacing_known=False, rgb=rgb,
-                  metadata={"source": str(path)})
-
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="DERMAE inference on one photo.")
@@ -41,8 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     from engines.dermae.engine import DermaeEngine
+    from viewer.io import load_volume
 
-    vol = read_volume(args.image)
+    vol = load_volume(args.image)
     res = DermaeEngine(args.weights).run(vol, device=args.device, progress=lambda f, m: print(f"[{f:4.0%}] {m}"))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scores.json").write_text(json.dumps(res.scores, indent=1) + "\n")

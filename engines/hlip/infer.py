@@ -20,18 +20,6 @@ import numpy as np
 from viewer.model.volume import Volume
 
 
-def read_volume(path: Path) -> Volume:
-    """A scan as a :class:`Volume` (NIfTI via viewer.io.nifti; DICOM folders etc. via viewer.io.dispatch)."""
-    name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        from viewer.io.nifti import read_nifti
-
-        return read_nifti(path)
-    from viewer.io.dispatch import load_volume
-
-    return load_volume(path)
-
-
 def write_overlay(vol: Volume, path: Path) -> None:
     """Write an overlay volume ``[k, j, i]`` with its LPS affine as NIfTI (RAS affine)."""
     import nibabel as nib
@@ -52,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     from engines.hlip.engine import HLIPEngine
+    from viewer.io import load_volume
 
-    vols = [read_volume(p) for p in args.scans]
+    vols = [load_volume(p) for p in args.scans]
     if args.modality:
         for v in vols:
             v.modality = args.modality

@@ -4,8 +4,7 @@ Usage::
 
     python -m engines.multires_cxr.infer IMAGE [--weights W] [--out DIR] [--top-k 3]
 
-Files are read with ``viewer.io.load_volume`` when that reader is available (DICOM CR/DX with MONOCHROME1 and
-bit depth handled there), otherwise PNG/JPEG with Pillow (1 mm pixels, modality "OT"). Writes
+Files are read with ``viewer.io.load_volume`` (DICOM CR/DX with MONOCHROME1 and bit depth, or PNG/JPEG). Writes
 ``<out>/scores.json`` and, per overlay, ``<out>/saliency_<finding>.png`` (grey, the map resized to
 the image) and ``.npy`` (the map on its own grid, [0, 1]).
 """
@@ -18,24 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer.model.volume import Volume
-
-
-def read_volume(path: Path) -> Volume:
-    """A 2D radiograph as a :class:`Volume` (viewer.io when present, else Pillow for PNG/JPEG)."""
-    try:
-        from viewer.io import load_volume  # type: ignore[attr-defined]
-    except ImportError:
-        load_volume = None
-    if load_volume is not None:
-        return load_volume(path)
-    from PIL import Image
-
-    with Image.open(path) as im:
-        rgb = im.mode in ("RGB", "RGBA", "P")
-        arr = np.asarray(im.convert("RGB") if rgb else im)
-    return Volume(arr, modality="OT", spacing_known=False, rgb=rgb)
-
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="multires_cxr inference on one file.")
@@ -46,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     from engines.multires_cxr.engine import MultiResCXREngine
+    from viewer.io import load_volume
 
-    vol = read_volume(args.image)
+    vol = load_volume(args.image)
     eng = MultiResCXREngine(args.weights, top_k=args.top_k)
     res = eng.run(vol, device=args.device, progress=lambda f, m: print(f"[{f:4.0%}] {m}"))
     args.out.mkdir(parents=True, exist_ok=True)

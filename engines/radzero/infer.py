@@ -4,7 +4,7 @@ Usage::
 
     python -m engines.radzero.infer IMAGE --query "consolidation" --query "pleural effusion" [--weights W] [--out DIR]
 
-Files are read with :func:`engines.multires_cxr.infer.read_volume` (viewer.io when available, else Pillow).
+Files are read with :func:`viewer.io.load_volume` (DICOM, NIfTI or PNG/JPEG).
 Image features are computed once and reused for every query (the engine's per-image cache). Writes, per query,
 ``<out>/similarity_<n>.npy`` (the map on its own grid, sigmoid(cos/τ) in (0, 1)) and ``similarity_<n>.png``
 (grey, resized to the image), plus ``<out>/scores.json`` (query → zero-shot probability vs its negation).
@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from PIL import Image
 
-    from engines.multires_cxr.infer import read_volume
     from engines.radzero.engine import RadZeroEngine
+    from viewer.io import load_volume
 
-    vol = read_volume(args.image)
+    vol = load_volume(args.image)
     eng = RadZeroEngine(args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, float] = {}
