@@ -16,9 +16,7 @@ Writes ``bench/results/dermae.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_multires_cxr import timeit  # noqa: E402  (shared timing helper)
+from bench.common import engine_run_info, gpu_throughput, latency, print_latency, write_json  # noqa: E402
 from engines.dermae.engine import DEFAULT_WEIGHTS, DermaeEngine  # noqa: E402
 from engines.dermae.model import CONFIGS, ViTClassifier, count_params  # noqa: E402
 from engines.dermae.weights_io import load_model  # noqa: E402
@@ -62,48 +60,37 @@ def main() -> None:
     eng = DermaeEngine()
     vol = Volume(img, modality="XC", spacing_known=False, rgb=True)
     rows: dict[str, dict[str, float]] = {}
-    rows["engine.run (256² RGB in, student + Grad-CAM)"] = timeit(lambda: eng.run(vol), args.repeats)
+    rows["engine.run (256² RGB in, student + Grad-CAM)"] = latency(lambda: eng.run(vol), args.repeats)
     student = eng.load()
     n = int(student.image_size)
     params = {"student": count_params(student)}
     teacher_path = DEFAULT_WEIGHTS.with_name("teacher.safetensors")
     with torch.inference_mode():
         x = torch.randn(1, 3, n, n)
-        rows[f"student forward {n}²"] = timeit(lambda: student(x), args.repeats)
+        rows[f"student forward {n}²"] = latency(lambda: student(x), args.repeats)
         if teacher_path.exists():
             teacher = load_model(teacher_path, "teacher")
             params["teacher"] = count_params(teacher)
-            rows[f"teacher (ViT) forward {n}²"] = timeit(lambda: teacher(x), args.repeats)
+            rows[f"teacher (ViT) forward {n}²"] = latency(lambda: teacher(x), args.repeats)
         if args.paper:
             paper = ViTClassifier(CONFIGS["paper"]).eval()
             params["teacher_paper_config"] = count_params(paper)
             x224 = torch.randn(1, 3, 224, 224)
-            rows["teacher forward 224² (paper ViT-H/14, untrained)"] = timeit(lambda: paper(x224), 3)
+            rows["teacher forward 224² (paper ViT-H/14, untrained)"] = latency(lambda: paper(x224), 3)
     gpu = None
     if torch.cuda.is_available():
         m = student.to("cuda").half()
         xb = torch.randn(64, 3, n, n, device="cuda", dtype=torch.half)
         with torch.inference_mode():
-            def step() -> None:
-                m(xb)
-                torch.cuda.synchronize()
-            t = timeit(step, 20)
-        gpu = {"device": torch.cuda.get_device_name(), "batch": 64, "images_per_s": 64 / t["median_s"]}
-    print(f"dermae latency, {args.threads} CPU threads, image: {source}; params: {params}")
-    print(f"{'what':48s} {'median ms':>10s} {'p90 ms':>8s}")
-    for k, v in rows.items():
-        print(f"{k:48s} {v['median_s'] * 1e3:10.2f} {v['p90_s'] * 1e3:8.2f}")
+            gpu = gpu_throughput(lambda: m(xb), 64, "images")
+    print_latency(f"dermae latency, {args.threads} CPU threads, image: {source}; params: {params}", rows, "ms")
     key = "engine.run (256² RGB in, student + Grad-CAM)"
     ok = rows[key]["median_s"] <= TARGET_S
     print(f"target ≤ {TARGET_S * 1e3:.0f} ms per photo (student, end to end): {'met' if ok else 'NOT met'}")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['images_per_s']:.0f} images/s (batch 64, fp16)")
-    res = {"engine": "dermae", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "image": source, "params": params,
-           "results": rows, "target_s": TARGET_S, "target_met": ok, "gpu": gpu}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, {**engine_run_info("dermae", args.threads), "image": source, "params": params,
+                          "results": rows, "target_s": TARGET_S, "target_met": ok, "gpu": gpu})
 
 
 if __name__ == "__main__":

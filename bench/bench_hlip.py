@@ -19,9 +19,7 @@ Writes ``bench/results/hlip.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,16 +30,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import engine_run_info, gpu_throughput, latency, once, print_latency, stats, write_json  # noqa: E402
 from engines.hlip.engine import HLIPEngine  # noqa: E402
 from engines.radzero.text import load_text_encoder  # noqa: E402
 from viewer.model.volume import Volume  # noqa: E402
 
 QUERIES = ("glioma", "enhancing tumour in the left hemisphere", "intracranial hemorrhage", "oedema",
            "acute stroke", "no significant abnormalities", "large mass", "necrosis")
-
-
-def stats(ts: list[float]) -> dict[str, float]:
-    return {"median_s": float(np.median(ts)), "p90_s": float(np.percentile(ts, 90)), "repeats": len(ts)}
 
 
 def load_study() -> tuple[list[Volume], str]:
@@ -67,11 +62,11 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     t = time.perf_counter()
     load_text_encoder()
-    rows["sentence encoder load (once)"] = {"median_s": time.perf_counter() - t, "p90_s": float("nan"), "repeats": 1}
+    rows["sentence encoder load (once)"] = once(time.perf_counter() - t)
     eng = HLIPEngine()
     t = time.perf_counter()
     eng.load()
-    rows["weights load (once)"] = {"median_s": time.perf_counter() - t, "p90_s": float("nan"), "repeats": 1}
+    rows["weights load (once)"] = once(time.perf_counter() - t)
     eng.run_study(vols, "warm-up")
     firsts, cached, single, img_side, text_side = [], [], [], [], []
     for r in range(args.repeats):
@@ -101,56 +96,33 @@ def main() -> None:
     cfg = model.config
     with torch.inference_mode():
         x = torch.randn(1, 2, 1, *cfg.input_size)
-        ts = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            model.encode_image(x)
-            ts.append(time.perf_counter() - t)
-        rows[f"vision tower, 2 scans {'×'.join(map(str, cfg.input_size))} (demo)"] = stats(ts)
+        rows[f"vision tower, 2 scans {'×'.join(map(str, cfg.input_size))} (demo)"] = latency(
+            lambda: model.encode_image(x), args.repeats)
         if args.paper:
             from engines.hlip.configs import PAPER_DEFAULT, get_config
             from engines.hlip.model import HLIP
 
             paper = HLIP(get_config(PAPER_DEFAULT)).eval()
             xp = torch.randn(1, 2, 1, 48, 224, 224)
-            ts = []
-            for _ in range(2):
-                t = time.perf_counter()
-                paper.encode_image(xp)
-                ts.append(time.perf_counter() - t)
-            rows["vision tower, 2 scans 48×224×224 (paper ViT-B, h3)"] = stats(ts)
+            rows["vision tower, 2 scans 48×224×224 (paper ViT-B, h3)"] = latency(lambda: paper.encode_image(xp), 2)
             del paper
     gpu = None
     if torch.cuda.is_available():
         m = model.to("cuda").half()
         xb = torch.randn(32, 2, 1, *cfg.input_size, device="cuda", dtype=torch.half)
         with torch.inference_mode():
-            m.encode_image(xb)
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(10):
-                m.encode_image(xb)
-            torch.cuda.synchronize()
-        gpu = {"device": torch.cuda.get_device_name(), "batch": 32,
-               "studies_per_s": 32 * 10 / (time.perf_counter() - t)}
+            gpu = gpu_throughput(lambda: m.encode_image(xb), 32, "studies", runs=10)
         model.to("cpu").float()
-    print(f"hlip latency, {args.threads} CPU threads, study: {source}")
-    print(f"{'what':48s} {'median s':>9s} {'p90 s':>8s}")
-    for k, v in rows.items():
-        print(f"{k:48s} {v['median_s']:9.4f} {v['p90_s']:8.4f}")
+    print_latency(f"hlip latency, {args.threads} CPU threads, study: {source}", rows)
     ok_first = rows["run_study: 2 scans, new study (first query)"]["median_s"] <= 5.0
     ok_cached = rows["run_study: new query, cached study"]["median_s"] <= 1.0
     print(f"target ≤ 5 s per new two-scan study: {'met' if ok_first else 'NOT met'}; "
           f"≤ 1 s per new query on a cached study: {'met' if ok_cached else 'NOT met'}")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['studies_per_s']:.0f} two-scan studies/s (vision tower, fp16)")
-    res = {"engine": "hlip", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "study": source, "results": rows,
-           "targets": {"first_study_s": 5.0, "cached_query_s": 1.0}, "first_met": ok_first, "cached_met": ok_cached,
-           "gpu": gpu, "note": "measured on a shared machine while other engineers were training"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, {**engine_run_info("hlip", args.threads), "study": source, "results": rows,
+                          "targets": {"first_study_s": 5.0, "cached_query_s": 1.0}, "first_met": ok_first,
+                          "cached_met": ok_cached, "gpu": gpu, "load_average": os.getloadavg()})
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ Writes ``bench/results/multires_cxr.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import engine_run_info, gpu_throughput, latency, print_latency, write_json  # noqa: E402
 from engines.multires_cxr.engine import MultiResCXREngine  # noqa: E402
 from engines.multires_cxr.model import CONFIGS, MultiResCXR  # noqa: E402
 from viewer.model.volume import Volume  # noqa: E402
-
-
-def timeit(fn, repeats: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Median / p90 / mean seconds of ``fn()`` over ``repeats`` calls after one warm-up."""
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return {"median_s": float(np.median(ts)), "p90_s": float(np.percentile(ts, 90)), "mean_s": float(np.mean(ts)),
-            "repeats": repeats}
 
 
 def radiograph_512() -> tuple[np.ndarray, str]:
@@ -71,42 +57,31 @@ def main() -> None:
     eng = MultiResCXREngine()
     vol = Volume(img, modality="CR", spacing_known=False)
     rows: dict[str, dict[str, float]] = {}
-    rows["engine.run (512² in, demo)"] = timeit(lambda: eng.run(vol), args.repeats)
+    rows["engine.run (512² in, demo)"] = latency(lambda: eng.run(vol), args.repeats)
     model = eng.load()
     n = model.config.input_size
     with torch.inference_mode():
         x = torch.randn(1, 1, n, n)
-        rows[f"forward {n}² (demo)"] = timeit(lambda: model(x), args.repeats)
+        rows[f"forward {n}² (demo)"] = latency(lambda: model(x), args.repeats)
         x512 = torch.randn(1, 1, 512, 512)
-        rows["forward 512² (demo widths)"] = timeit(lambda: model(x512), args.repeats)
+        rows["forward 512² (demo widths)"] = latency(lambda: model(x512), args.repeats)
         if args.paper:
             paper = MultiResCXR(CONFIGS["paper"]).eval()
-            rows["forward 512² (paper config)"] = timeit(lambda: paper(x512), 3)
+            rows["forward 512² (paper config)"] = latency(lambda: paper(x512), 3)
     gpu = None
     if torch.cuda.is_available():
         m = model.to("cuda").half()
         xb = torch.randn(32, 1, n, n, device="cuda", dtype=torch.half)
         with torch.inference_mode():
-            def step() -> None:
-                m(xb)
-                torch.cuda.synchronize()
-            t = timeit(step, 20)
-        gpu = {"device": torch.cuda.get_device_name(), "batch": 32, "images_per_s": 32 / t["median_s"]}
-    print(f"multires_cxr latency, {args.threads} CPU threads, image: {source}")
-    print(f"{'what':32s} {'median s':>9s} {'p90 s':>8s}")
-    for k, v in rows.items():
-        print(f"{k:32s} {v['median_s']:9.4f} {v['p90_s']:8.4f}")
+            gpu = gpu_throughput(lambda: m(xb), 32, "images")
+    print_latency(f"multires_cxr latency, {args.threads} CPU threads, image: {source}", rows)
     target = 0.3
     ok = rows["engine.run (512² in, demo)"]["median_s"] <= target
     print(f"target ≤ {target} s per 512² radiograph (demo): {'met' if ok else 'NOT met'}")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['images_per_s']:.0f} images/s (batch 32, fp16)")
-    res = {"engine": "multires_cxr", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "image": source, "results": rows,
-           "target_s": target, "target_met": ok, "gpu": gpu}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, {**engine_run_info("multires_cxr", args.threads), "image": source, "results": rows,
+                          "target_s": target, "target_met": ok, "gpu": gpu})
 
 
 if __name__ == "__main__":

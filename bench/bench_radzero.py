@@ -18,9 +18,6 @@ Writes ``bench/results/radzero.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,7 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_multires_cxr import radiograph_512, timeit  # noqa: E402
+from bench.bench_multires_cxr import radiograph_512  # noqa: E402
+from bench.common import engine_run_info, gpu_throughput, latency, once, print_latency, stats, write_json  # noqa: E402
 from engines.radzero.engine import RadZeroEngine  # noqa: E402
 from engines.radzero.model import CONFIGS, build  # noqa: E402
 from engines.radzero.text import load_text_encoder  # noqa: E402
@@ -53,11 +51,11 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     t = time.perf_counter()
     load_text_encoder()
-    rows["sentence encoder load (once)"] = {"median_s": time.perf_counter() - t, "p90_s": float("nan"), "repeats": 1}
+    rows["sentence encoder load (once)"] = once(time.perf_counter() - t)
     eng = RadZeroEngine()
     t = time.perf_counter()
     eng.load()
-    rows["weights load (once)"] = {"median_s": time.perf_counter() - t, "p90_s": float("nan"), "repeats": 1}
+    rows["weights load (once)"] = once(time.perf_counter() - t)
     firsts, cached = [], []
     rng = np.random.default_rng(0)
     for r in range(args.repeats):
@@ -72,47 +70,33 @@ def main() -> None:
             eng.run(vol, f"{q} (repeat {r})")  # a new text each time: no text-cache hit either
             cached.append(time.perf_counter() - t)
 
-    def stats(ts: list[float]) -> dict[str, float]:
-        return {"median_s": float(np.median(ts)), "p90_s": float(np.percentile(ts, 90)), "repeats": len(ts)}
-
     rows["run: first query, new 512² image"] = stats(firsts)
     rows["run: new query, cached image"] = stats(cached)
     model = eng.load()
     s = model.config.image_size
     with torch.inference_mode():
         x = torch.randn(1, 3, s, s)
-        rows[f"image encoder {s}² (demo)"] = timeit(lambda: model.encode_image(x), args.repeats)
+        rows[f"image encoder {s}² (demo)"] = latency(lambda: model.encode_image(x), args.repeats)
         if args.paper:
             paper = build(CONFIGS["paper"]).eval()
             x518 = torch.randn(1, 3, 518, 518)
-            rows["image encoder 518² (paper config)"] = timeit(lambda: paper.encode_image(x518), 2)
+            rows["image encoder 518² (paper config)"] = latency(lambda: paper.encode_image(x518), 2)
             del paper
     gpu = None
     if torch.cuda.is_available():
         m = model.to("cuda").half()
         xb = torch.randn(64, 3, s, s, device="cuda", dtype=torch.half)
         with torch.inference_mode():
-            def step() -> None:
-                m.encode_image(xb)
-                torch.cuda.synchronize()
-            tt = timeit(step, 20)
-        gpu = {"device": torch.cuda.get_device_name(), "batch": 64, "images_per_s": 64 / tt["median_s"]}
+            gpu = gpu_throughput(lambda: m.encode_image(xb), 64, "images")
         model.to("cpu").float()
-    print(f"radzero latency, {args.threads} CPU threads, image: {source} (512×512)")
-    print(f"{'what':40s} {'median s':>9s} {'p90 s':>8s}")
-    for k, v in rows.items():
-        print(f"{k:40s} {v['median_s']:9.4f} {v['p90_s']:8.4f}")
+    print_latency(f"radzero latency, {args.threads} CPU threads, image: {source} (512×512)", rows)
     target = 1.0
     ok = rows["run: new query, cached image"]["median_s"] <= target
     print(f"target ≤ {target} s per new query on a cached 512² image: {'met' if ok else 'NOT met'}")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['images_per_s']:.0f} images/s (image encoder, batch 64, fp16)")
-    res = {"engine": "radzero", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "image": source, "results": rows,
-           "target_s": target, "target_met": ok, "cache": eng.stats, "gpu": gpu}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, {**engine_run_info("radzero", args.threads), "image": source, "results": rows,
+                          "target_s": target, "target_met": ok, "cache": eng.stats, "gpu": gpu})
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ Writes ``bench/results/rasalore.json``. Numbers depend on what else the machine 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import engine_run_info, gpu_throughput, latency, print_latency, write_json  # noqa: E402
 from engines.rasalore.engine import RASALoREEngine  # noqa: E402
 from engines.rasalore.model import CONFIGS, RASALoRE  # noqa: E402
 from viewer.model.volume import Volume  # noqa: E402
-
-
-def timeit(fn, repeats: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return {"median_s": float(np.median(ts)), "p90_s": float(np.percentile(ts, 90)), "repeats": repeats}
 
 
 def flair_volume() -> tuple[Volume, str]:
@@ -71,45 +59,35 @@ def main() -> None:
 
     n_slices = int((slice_boxes(brain_mask(vol.array))[:, 0] >= 0).sum())
     rows: dict[str, dict[str, float]] = {}
-    rows[f"engine.run, volume {'×'.join(map(str, vol.array.shape[::-1]))}"] = timeit(lambda: eng.run(vol), args.repeats)
+    rows[f"engine.run, volume {'×'.join(map(str, vol.array.shape[::-1]))}"] = latency(lambda: eng.run(vol), args.repeats)
     per_slice = next(iter(rows.values()))["median_s"] / n_slices
     model = eng.load()
     x = torch.rand(1, 1, 128, 128)
     with torch.inference_mode():
-        rows["forward 1 slice 128² (demo)"] = timeit(lambda: model(x), 10)
+        rows["forward 1 slice 128² (demo)"] = latency(lambda: model(x), 10)
         xb = torch.rand(16, 1, 128, 128)
         rows["forward 16 slices 128² (demo), per slice"] = {
-            k: (v / 16 if k != "repeats" else v) for k, v in timeit(lambda: model(xb), 3).items()}
+            k: (v / 16 if k != "repeats" else v) for k, v in latency(lambda: model(xb), 3).items()}
         if args.paper:
             paper = RASALoRE(CONFIGS["paper"]).eval()
-            rows["forward 1 slice 128² (paper config)"] = timeit(lambda: paper(x), 3)
+            rows["forward 1 slice 128² (paper config)"] = latency(lambda: paper(x), 3)
     gpu = None
     if torch.cuda.is_available():
         m = model.to("cuda")
         xg = torch.rand(64, 1, 128, 128, device="cuda")
         with torch.inference_mode():
-            def step() -> None:
-                m(xg)
-                torch.cuda.synchronize()
-            t = timeit(step, 10)
-        gpu = {"device": torch.cuda.get_device_name(), "batch": 64, "slices_per_s": 64 / t["median_s"]}
-    print(f"rasalore latency, {args.threads} CPU threads, volume: {source} ({n_slices} brain slices run)")
-    print(f"{'what':46s} {'median s':>9s} {'p90 s':>8s}")
-    for k, v in rows.items():
-        print(f"{k:46s} {v['median_s']:9.4f} {v['p90_s']:8.4f}")
+            gpu = gpu_throughput(lambda: m(xg), 64, "slices", runs=10)
+    print_latency(f"rasalore latency, {args.threads} CPU threads, volume: {source} ({n_slices} brain slices run)",
+                  rows)
     print(f"engine per brain slice: {per_slice:.4f} s")
     target = 5.0
     ok = next(iter(rows.values()))["median_s"] <= target
     print(f"target ≤ {target} s per 155-slice volume: {'met' if ok else 'NOT met'}")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['slices_per_s']:.0f} slices/s (batch 64)")
-    res = {"engine": "rasalore", "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "volume": source, "brain_slices": n_slices,
-           "results": rows, "per_slice_s": per_slice, "target_s": target, "target_met": ok, "gpu": gpu,
-           "load_average": os.getloadavg()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, {**engine_run_info("rasalore", args.threads), "volume": source, "brain_slices": n_slices,
+                          "results": rows, "per_slice_s": per_slice, "target_s": target, "target_met": ok,
+                          "gpu": gpu, "load_average": os.getloadavg()})
 
 
 if __name__ == "__main__":
