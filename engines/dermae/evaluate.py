@@ -14,8 +14,6 @@ ROC AUC per class and their mean (macro AUC), and the confusion matrix.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from engines.dermae.data import CLASSES, SHORT, to_tensor, to_unit
 from engines.dermae.metrics import auc_per_class, balanced_accuracy, confusion, f1_per_class
 from engines.dermae.train import find_npz
 from engines.dermae.weights_io import load_model, read_meta, sha256
+from engines.evaluation import publish
 
 MINORITY = ("melanoma", "seborrheic_keratosis")
 
@@ -93,11 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
-    res["command"] = "python -m engines.dermae.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(format_table(res))
-    out = args.out or args.weights.with_name("eval.json" if res["model"] == "student" else f"eval_{res['model']}.json")
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out}")
+    publish(res, "engines.dermae.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json" if res["model"] == "student" else f"eval_{res['model']}.json"))
 
 
 if __name__ == "__main__":

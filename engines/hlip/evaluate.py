@@ -18,13 +18,13 @@ The paper's figures are quoted second-hand and marked unverified (no copy of the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engines.evaluation import publish
 from engines.hlip import reports
 from engines.hlip.engine import REFERENCE_CLASS
 from engines.hlip.metrics import balanced_accuracy, roc_auc, zero_shot_probs
@@ -186,12 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default: next to the weights, eval.json)")
     a = ap.parse_args(argv)
     r = evaluate(a.weights.resolve(), a.data)
-    r["command"] = ("python -m engines.hlip.evaluate --weights "
-                    f"{r['weights']} --data {a.data}")
-    out = a.out or a.weights.parent / "eval.json"
-    out.write_text(json.dumps(r, indent=1))
-    print(r["table"])
-    print(f"wrote {out}")
+    publish(r, "engines.hlip.evaluate", argv, r["table"], a.out or a.weights.parent / "eval.json")
 
 
 if __name__ == "__main__":

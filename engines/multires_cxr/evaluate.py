@@ -20,14 +20,13 @@ Reports (the paper's metrics, as far as this data allows):
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engines.evaluation import publish
 from engines.multires_cxr.data import MEAN, STD
 from engines.multires_cxr.labels import LABELS
 from engines.multires_cxr.metrics import minmax, roc_auc, soft_dice
@@ -137,11 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
-    res["command"] = "python -m engines.multires_cxr.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(format_table(res))
-    out = args.out or args.weights.with_name("eval.json")
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out}")
+    publish(res, "engines.multires_cxr.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engines.evaluation import publish
 from engines.radzero.metrics import (
     choose_threshold,
     dice,
@@ -218,11 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(choose_threshold_on_train(args.weights, args.data, args.threads), indent=1))
         return
     res = evaluate(args.weights, args.data, args.threads)
-    res["command"] = "python -m engines.radzero.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(format_table(res))
-    out = args.out or args.weights.with_name("eval.json")
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out}")
+    publish(res, "engines.radzero.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 
 
 if __name__ == "__main__":

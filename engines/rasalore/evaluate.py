@@ -22,13 +22,12 @@ Ground-truth masks are read here and nowhere in training.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engines.evaluation import publish
 from engines.rasalore.metrics import average_precision, dice, roc_auc
 from engines.rasalore.preprocess import paste_back
 from engines.rasalore.weights_io import load_stage2
@@ -142,11 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     res = evaluate(args.weights, args.data, args.pseudo, args.threads, args.ddpt)
-    res["command"] = "python -m engines.rasalore.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(format_table(res))
-    out = args.out or args.weights.with_name("eval.json")
-    out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {out}")
+    publish(res, "engines.rasalore.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 
 
 if __name__ == "__main__":
