@@ -68,3 +68,28 @@ def apply(values: np.ndarray, name: str, low: float, high: float) -> np.ndarray:
     rgba = lut(name)[idx]
     rgba[np.isnan(v)] = 0
     return rgba
+
+
+@cache
+def indexed_lut(name: str) -> np.ndarray:
+    """256×4 RGBA table for :func:`to_indices`: entry 0 transparent, 1–255 colour map ``name`` from low to high."""
+    out = np.zeros((256, 4), np.uint8)
+    out[1:] = lut(name)[np.rint(np.linspace(0, 255, 255)).astype(np.intp)]
+    out.setflags(write=False)
+    return out
+
+
+def to_indices(values: np.ndarray, low: float, high: float, threshold: float | None = None) -> np.ndarray:
+    """``values`` → uint8 indices into :func:`indexed_lut`: [low, high] → 1…255 (clipped outside), and 0
+    (transparent) for NaN, ±Inf and values below ``threshold``. A 2D slice costs one float pass, no RGBA image."""
+    v = np.asarray(values, dtype=np.float32)
+    scale = np.float32(254.0 / (high - low) if high > low else 0.0)
+    t = np.subtract(v, np.float32(low))
+    t *= scale
+    np.clip(t, 0.0, 254.0, out=t)
+    t += np.float32(1.5)  # round half up onto 1…255
+    hidden = ~np.isfinite(v)
+    if threshold is not None:
+        hidden |= v < threshold
+    t[hidden] = 0.0
+    return t.astype(np.uint8)

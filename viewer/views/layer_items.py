@@ -148,10 +148,7 @@ class LayerImage:
                 lab = label_outline(lab)
             self.item.setImage(lab, levels=(0, 255), autoLevels=False, lut=colormaps.label_lut(),
                                rect=self._rect)
-        elif isinstance(layer, HeatmapLayer):
-            vals = np.asarray(img, dtype=np.float32)
-            if layer.threshold is not None:
-                vals = np.where(vals >= layer.threshold, vals, np.nan)
+        elif isinstance(layer, HeatmapLayer):  # indexed colours: the quick uint8 path of the image item
             lo, hi = layer.value_range
-            self.item.setImage(vals, levels=(lo, hi), autoLevels=False, lut=colormaps.lut(layer.colormap),
-                               rect=self._rect)
+            self.item.setImage(colormaps.to_indices(img, lo, hi, layer.threshold), levels=(0, 255), autoLevels=False,
+                               lut=colormaps.indexed_lut(layer.colormap), rect=self._rect)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from viewer.model import Document, HeatmapLayer, ImageLayer, Volume, WindowLevel, auto_window
-from viewer.model.colormaps import apply, label_lut, lut
+from viewer.model.colormaps import apply, indexed_lut, label_lut, lut, to_indices
 from viewer.model.window_level import PRESETS, default_window
 
 
@@ -77,3 +77,16 @@ def test_colormaps():
     assert label_lut()[0, 3] == 0 and label_lut()[4, 3] == 255
     rgba = apply(np.array([0.0, 1.0, np.nan]), "grey", 0, 1)
     assert tuple(rgba[0]) == (0, 0, 0, 255) and tuple(rgba[1]) == (255, 255, 255, 255) and rgba[2, 3] == 0
+
+
+def test_heatmap_indices_match_the_colour_map():
+    """Heatmaps are drawn as indices into a table whose entry 0 is transparent: low → 1, high → 255, clipped
+    outside [low, high]; NaN, ±Inf and values under the threshold → 0. The colours are the map's own."""
+    v = np.array([-1.0, 0.0, 0.5, 1.0, 3.0, np.nan, np.inf, -np.inf, 0.2], np.float32)
+    assert to_indices(v, 0.0, 1.0).tolist() == [1, 1, 128, 255, 255, 0, 0, 0, 52]
+    assert to_indices(v, 0.0, 1.0, threshold=0.25).tolist() == [0, 0, 128, 255, 255, 0, 0, 0, 0]
+    table = indexed_lut("inferno")
+    assert table[0, 3] == 0 and (table[1:, 3] == 255).all()
+    assert (table[1] == lut("inferno")[0]).all() and (table[255] == lut("inferno")[255]).all()
+    rgba = apply(v[1:4], "inferno", 0.0, 1.0)  # the RGBA path (exports) agrees to within one table step
+    assert np.abs(table[to_indices(v[1:4], 0.0, 1.0)].astype(int) - rgba.astype(int)).max() <= 4
