@@ -49,6 +49,7 @@ CAMERAS = ("A", "P", "L", "R", "S", "I")
 
 ROTATE_DEG_PER_PX = 0.5
 ZOOM_PER_WHEEL_STEP = 1.15
+SETTLE_MS = 300  # crosshair still this long (ms) → the 3D view redraws in full quality
 
 
 def preload() -> float:
@@ -176,6 +177,14 @@ class View3D(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._render_now)
+        # While the crosshair moves (scrolling the slice views) frames are drawn in the quick interactive
+        # quality; one full-quality frame follows once it has been still for SETTLE_MS.
+        self._gesture = False
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._crosshair_settled)
+        document.crosshair_changed.connect(self._on_crosshair_moved)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -313,7 +322,17 @@ class View3D(QWidget):
             self.scene.set_size(width, height)
             self.schedule_render()
 
+    def _on_crosshair_moved(self, _xyz: object) -> None:
+        if self.scene is not None and not self._closed:
+            self.scene.set_interacting(True)
+            self._settle.start()
+
+    def _crosshair_settled(self) -> None:
+        if not self._gesture:
+            self._set_interacting(False)
+
     def _set_interacting(self, on: bool) -> None:
+        self._gesture = on
         if self.scene is not None and not self._closed:
             self.scene.set_interacting(on)
             if not on:
@@ -325,6 +344,9 @@ class View3D(QWidget):
             return
         self._closed = True
         self._timer.stop()
+        self._settle.stop()
+        with contextlib.suppress(ValueError, RuntimeError):
+            self.document.crosshair_changed.disconnect(self._on_crosshair_moved)
         app = QApplication.instance()
         if app is not None:
             with contextlib.suppress(RuntimeError, TypeError):

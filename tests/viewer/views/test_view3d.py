@@ -206,6 +206,23 @@ def test_crosshair_marker_follows_document(make_view):
     assert np.allclose(doc.base.patient_to_index(axial)[:, 2], k)
 
 
+def test_scrolling_draws_quick_frames_then_one_full_frame(make_view, qtbot):
+    """Moving the crosshair (scrolling a slice view) redraws the 3D view in its quick interactive quality, so that
+    a software renderer keeps up; once the crosshair has been still, one full-quality frame follows."""
+    from viewer.views.view3d import SETTLE_MS
+
+    doc = Document(phantom())
+    view = make_view(doc, interactive=False)
+    qtbot.waitUntil(lambda: not view._pending, timeout=5000)
+    for step in range(3):
+        with qtbot.waitSignal(view.frame_rendered, timeout=5000):
+            doc.crosshair = doc.crosshair + np.array([0.0, 0.0, 2.0])
+        assert view.scene._interacting, f"step {step} drew a full-quality frame"
+    with qtbot.waitSignal(view.frame_rendered, timeout=SETTLE_MS + 5000):
+        pass
+    assert not view.scene._interacting
+
+
 def test_mouse_rotate_and_wheel_zoom(make_view, qtbot):
     from PySide6.QtCore import QPoint, Qt
 
