@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -177,13 +178,15 @@ class View3D(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._render_now)
-        # While the crosshair moves (scrolling the slice views) frames are drawn in the quick interactive
-        # quality; one full-quality frame follows once it has been still for SETTLE_MS.
+        # Changes in quick succession (scrolling the slice views, dragging an opacity slider) are drawn in the
+        # quick interactive quality; one full-quality frame follows once nothing has changed for SETTLE_MS.
         self._gesture = False
+        self._settling = False
+        self._last_frame = float("-inf")  # time.monotonic() after the last frame
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
-        self._settle.timeout.connect(self._crosshair_settled)
+        self._settle.timeout.connect(self._settled)
         document.crosshair_changed.connect(self._on_crosshair_moved)
 
         layout = QVBoxLayout(self)
@@ -298,9 +301,16 @@ class View3D(QWidget):
         return frame
 
     def schedule_render(self) -> None:
-        """Ask for a new frame at the next turn of the event loop (several requests make one frame)."""
+        """Ask for a new frame at the next turn of the event loop (several requests make one frame).
+
+        A request within SETTLE_MS of the previous frame is drawn in the quick interactive quality, and a
+        full-quality frame follows when the requests stop."""
         if self._closed:
             return
+        if (not self._settling and self.scene is not None
+                and time.monotonic() - self._last_frame < SETTLE_MS / 1000):
+            self.scene.set_interacting(True)
+            self._settle.start()
         self._pending = True
         self._timer.start()
 
@@ -312,9 +322,11 @@ class View3D(QWidget):
         if self._vtk_widget is not None:
             if self._vtk_widget.isVisible():
                 self._vtk_widget.GetRenderWindow().Render()
+                self._last_frame = time.monotonic()
             return
         if self._canvas is not None:
             self._canvas.set_frame(self.scene.render_to_array())
+            self._last_frame = time.monotonic()
             self.frame_rendered.emit()
 
     def _on_canvas_resized(self, width: int, height: int) -> None:
@@ -327,7 +339,7 @@ class View3D(QWidget):
             self.scene.set_interacting(True)
             self._settle.start()
 
-    def _crosshair_settled(self) -> None:
+    def _settled(self) -> None:
         if not self._gesture:
             self._set_interacting(False)
 
@@ -335,8 +347,12 @@ class View3D(QWidget):
         self._gesture = on
         if self.scene is not None and not self._closed:
             self.scene.set_interacting(on)
-            if not on:
-                self.schedule_render()  # one full-quality frame after the gesture
+            if not on:  # one full-quality frame after the gesture or the quick succession
+                self._settling = True
+                try:
+                    self.schedule_render()
+                finally:
+                    self._settling = False
 
     def shutdown(self) -> None:
         """Stop following the Document and release VTK's window and OpenGL context (idempotent)."""

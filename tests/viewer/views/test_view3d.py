@@ -206,21 +206,36 @@ def test_crosshair_marker_follows_document(make_view):
     assert np.allclose(doc.base.patient_to_index(axial)[:, 2], k)
 
 
-def test_scrolling_draws_quick_frames_then_one_full_frame(make_view, qtbot):
-    """Moving the crosshair (scrolling a slice view) redraws the 3D view in its quick interactive quality, so that
-    a software renderer keeps up; once the crosshair has been still, one full-quality frame follows."""
+def test_quick_frames_while_changing_then_one_full_frame(make_view, qtbot):
+    """Scrolling a slice view (crosshair moves) or dragging an overlay's opacity slider redraws the 3D view in its
+    quick interactive quality, so that a software renderer keeps up; when the changes stop, one full-quality
+    frame follows. A single change on its own is drawn in full quality."""
     from viewer.views.view3d import SETTLE_MS
 
     doc = Document(phantom())
+    layer = doc.add_layer(LabelsLayer(name="seg", volume=label_volume()))
     view = make_view(doc, interactive=False)
-    qtbot.waitUntil(lambda: not view._pending, timeout=5000)
-    for step in range(3):
+
+    def settle() -> None:
+        qtbot.waitUntil(lambda: not view._pending and not view._settle.isActive(), timeout=5000)
+        qtbot.wait(SETTLE_MS + 50)
+        assert not view.scene._interacting
+
+    def frame_after(change) -> bool:  # noqa: ANN001 - a no-argument callable
         with qtbot.waitSignal(view.frame_rendered, timeout=5000):
-            doc.crosshair = doc.crosshair + np.array([0.0, 0.0, 2.0])
-        assert view.scene._interacting, f"step {step} drew a full-quality frame"
+            change()
+        return view.scene._interacting
+
+    settle()
+    for step in range(3):
+        assert frame_after(lambda: setattr(doc, "crosshair", doc.crosshair + np.array([0.0, 0.0, 2.0]))), step
     with qtbot.waitSignal(view.frame_rendered, timeout=SETTLE_MS + 5000):
         pass
     assert not view.scene._interacting
+    settle()
+    quick = [frame_after(lambda v=v: setattr(layer, "opacity", v)) for v in (0.9, 0.8, 0.7)]
+    assert quick == [False, True, True]
+    settle()
 
 
 def test_mouse_rotate_and_wheel_zoom(make_view, qtbot):
