@@ -25,9 +25,17 @@ class WindowLevel:
         """(low, high) grey values mapped to black and white."""
         return self.center - self.width / 2, self.center + self.width / 2
 
+    def __str__(self) -> str:
+        """"W 350  L 50" as the views show it: whole numbers from 100 up (never "3e+04"), else 4 digits."""
+        return f"W {_number(self.width)}  L {_number(self.center)}"
+
     @classmethod
     def from_levels(cls, low: float, high: float) -> WindowLevel:
         return cls(width=max(high - low, 1e-6), center=(low + high) / 2)
+
+
+def _number(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4g}"
 
 
 #: Presets as (width, centre); CT presets in HU.

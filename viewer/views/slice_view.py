@@ -314,7 +314,7 @@ class SliceView(QWidget):
         n = self._mapping.n_slices
         a.top_left = f"{title}  {self.slice_index + 1}/{n}" if n > 1 else title
         win = self.document.base_layer.window
-        a.bottom_left = f"W {win.width:.4g}  L {win.center:.4g}" if win else ""
+        a.bottom_left = str(win) if win else ""
         a.colorbars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
                        for la in self.document.layers
                        if isinstance(la, HeatmapLayer) and la.visible and self.shows(la)]

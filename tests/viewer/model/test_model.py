@@ -44,6 +44,9 @@ def test_window_level_presets_and_auto():
     assert 60 < w.levels[0] < 80 and 120 < w.levels[1] < 140
     assert default_window({"window_center": 40, "window_width": 400}, np.zeros(3)) == WindowLevel(400, 40)
     assert auto_window(np.full(10, np.nan)).width > 0
+    # the read-out a radiologist sees: whole numbers for radiograph/CT windows, never "W 3e+04"
+    assert str(WindowLevel(30000, 17770)) == "W 30000  L 17770" and str(PRESETS["lung"]) == "W 1500  L -600"
+    assert str(WindowLevel(6.47, 0.1027)) == "W 6.47  L 0.1027"
 
 
 def test_document_crosshair_events_and_unique_layer_names():
