@@ -1,7 +1,7 @@
 """``lucent import PATH... [--db FILE]``: index folders into the study library from the command line.
 
-Prints one line per count (indexed, skipped unchanged, removed, unreadable, duplicates) and, with
-``--list``, the unreadable files and duplicate SOPInstanceUIDs. Exit status 0 on success (also with
+Prints one line per count (indexed, skipped unchanged, removed, unreadable, not images, duplicates) and, with
+``--list``, the unreadable and non-image files and duplicate SOPInstanceUIDs. Exit status 0 on success (also with
 unreadable files), 2 for a missing path or an unusable database, 130 when interrupted (what was committed
 stays in the database).
 """
@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lucent import`` with ``argv`` (the arguments after ``import``); returns the exit status."""
     a = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from viewer.io.index import IndexDatabaseError, StudyIndex
+    from viewer.io.index.records import NOT_AN_IMAGE
 
     missing = [p for p in a.paths if not os.path.exists(p)]
     if missing:
@@ -59,13 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"indexed:           {report.indexed}")
     print(f"skipped unchanged: {report.unchanged}")
     print(f"removed:           {report.removed}")
-    print(f"unreadable:        {report.unreadable}")
+    print(f"unreadable:        {report.unreadable - report.other_files}")
+    print(f"not images:        {report.other_files}")
     print(f"duplicates:        {len(report.duplicates)} SOPInstanceUIDs in {n_dup_files} files")
     print(f"library:           {counts['patients']} patients, {counts['studies']} studies, "
           f"{counts['series']} series, {counts['files']} files ({report.seconds:.1f} s)")
     if a.list:
         for u in report.unreadable_files:
-            print(f"unreadable: {u.path}: {u.reason}")
+            print(f"{'not an image' if u.reason == NOT_AN_IMAGE else 'unreadable'}: {u.path}: {u.reason}")
         for d in report.duplicates:
             print(f"duplicate {d.sop_uid}: " + ", ".join(d.paths))
     return 0

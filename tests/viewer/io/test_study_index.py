@@ -54,6 +54,7 @@ def test_index_all_of_shared_data(shared_data, tmp_path):
         assert report.indexed == kinds["dicom"] + kinds["nifti"] + kinds["image"]
         assert report.unreadable == kinds["other"] == len(index.unreadable_files())
         assert all(u.reason == "not a DICOM, NIfTI or image file" for u in report.unreadable_files)
+        assert report.other_files == kinds["other"] and " 0 unreadable, " in report.summary()  # notes are no fault
         # every NIfTI and 2D image is a one-series study of one file
         one_file = [s for s in index.studies() if s.kind in ("nifti", "image")]
         assert len(one_file) == kinds["nifti"] + kinds["image"]
@@ -80,6 +81,7 @@ def test_generated_tree_counts(tree, tmp_path):
         reasons = {u.reason for u in report.unreadable_files}
         assert "not a DICOM, NIfTI or image file" in reasons
         assert any("truncated" in r for r in reasons)
+        assert 0 < report.other_files < report.unreadable  # damaged files are told apart from non-images
         counts = index.counts()
         assert (counts["patients"], counts["studies"], counts["series"]) == (tree.patients, tree.studies,
                                                                              tree.series)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
+NOT_AN_IMAGE = "not a DICOM, NIfTI or image file"  # the reason given for text, CSV and other files
 @dataclass(frozen=True, slots=True)
 class StudyFilter:
     """What the browser's filter box asks for; empty fields match everything.
@@ -101,11 +101,17 @@ class ImportReport:
     cancelled: bool = False
     seconds: float = 0.0
 
+    @property
+    def other_files(self) -> int:
+        """Unreadable files that are simply not images (notes, CSV, licences), as opposed to damaged ones."""
+        return sum(1 for u in self.unreadable_files if u.reason == NOT_AN_IMAGE)
+
     def summary(self) -> str:
-        """One line, e.g. ``"120 indexed, 3 unchanged, 0 removed, 2 unreadable, 1 duplicate UID"``."""
-        dup = len(self.duplicates)
+        """One line, e.g. ``"120 indexed, 3 unchanged, 0 removed, 2 unreadable, 5 other files, 1 duplicate UID"``."""
+        dup, other = len(self.duplicates), self.other_files
         text = (f"{self.indexed} indexed, {self.unchanged} unchanged, {self.removed} removed, "
-                f"{self.unreadable} unreadable, {dup} duplicate UID{'s' if dup != 1 else ''}")
+                f"{self.unreadable - other} unreadable, {other} other file{'s' if other != 1 else ''}, "
+                f"{dup} duplicate UID{'s' if dup != 1 else ''}")
         return text + (" (cancelled)" if self.cancelled else "")
 
 

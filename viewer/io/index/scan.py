@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..sniff import sniff
+from .records import NOT_AN_IMAGE
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -130,7 +131,7 @@ def read_entry(stat: FileStat) -> Entry:
         return _nifti_entry(stat)
     if kind == "image":
         return _image_entry(stat)
-    return Entry(stat, error="not a DICOM, NIfTI or image file")
+    return Entry(stat, error=NOT_AN_IMAGE)
 
 
 def _dicom_entry(stat: FileStat, fp: BinaryIO) -> Entry:
