@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -53,6 +52,7 @@ from engines.dermae.model import (
 )
 from engines.dermae.weights_io import load_model, save_weights
 from engines.distributed import finish_distributed, init_distributed
+from engines.training import warmup_cosine
 
 #: default steps per stage for the demo run (2-core CPU, ~15 min in all)
 DEFAULT_STEPS = {"ae": 400, "ldm": 800, "mae": 500, "teacher": 400, "student": 500}
@@ -126,8 +126,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05 if stage in ("mae", "teacher") else 1e-4)
         warm = max(1, min(30, self.steps // 10))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / self.steps)))
+        self.sched = warmup_cosine(self.opt, self.steps, warm)
         self.gen = torch.Generator().manual_seed(args.seed + 1000 * self.rank)
         self.lr = lr
 

@@ -31,6 +31,7 @@ from engines.distributed import finish_distributed, init_distributed
 from engines.multires_cxr.data import MEAN, STD
 from engines.multires_cxr.model import CONFIGS, MultiResConfig, MultiResCXR
 from engines.multires_cxr.weights_io import save_weights
+from engines.training import warmup_cosine
 
 
 class CXRArrays(Dataset):
@@ -122,8 +123,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         net = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warm = max(1, min(20, args.steps // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    sched = warmup_cosine(opt, args.steps, warm)
     gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.jsonl"

@@ -38,6 +38,7 @@ from engines.multires_cxr.train import augment
 from engines.radzero.head import mp_nce
 from engines.radzero.model import CONFIGS, RadZero, RadZeroConfig, to_input
 from engines.radzero.weights_io import save_weights
+from engines.training import warmup_cosine
 
 TAU_MIN, TAU_MAX = 0.01, 1.0
 
@@ -125,8 +126,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    sched = warmup_cosine(opt, args.steps, args.warmup)
     rng = np.random.default_rng(args.seed + 1000 * rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
     args.out.mkdir(parents=True, exist_ok=True)

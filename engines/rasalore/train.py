@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from engines.rasalore.losses import (
 )
 from engines.rasalore.model import CONFIGS, RASALoRE, count_parameters, sample_grid
 from engines.rasalore.weights_io import save_weights
+from engines.training import warmup_cosine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -156,8 +156,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         net = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
     warm = max(1, min(20, args.steps // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    sched = warmup_cosine(opt, args.steps, warm)
     rng = np.random.default_rng(args.seed + 100 * rank)
     gen = torch.Generator().manual_seed(args.seed + 1 + rank)
     batches = balanced_batches(labels, args.batch_size, rng)

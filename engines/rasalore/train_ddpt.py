@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from engines.distributed import finish_distributed, init_distributed
 from engines.rasalore.common import augment, balanced_batches, hardware, load_side, subset
 from engines.rasalore.ddpt import CONFIGS, DDPT, DDPTConfig, mil_logit, minilm_available, pseudo_masks
 from engines.rasalore.weights_io import save_weights
+from engines.training import warmup_cosine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,8 +91,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     warm = max(1, min(30, args.steps // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    sched = warmup_cosine(opt, args.steps, warm)
     rng = np.random.default_rng(args.seed + 100 * rank)
     gen = torch.Generator().manual_seed(args.seed + 1 + rank)
     batches = balanced_batches(labels, args.batch_size, rng)
