@@ -100,20 +100,22 @@ class LayerImage:
         self.item.setOpacity(float(self.layer.opacity))
 
     def show_slice(self, slice_index: int) -> None:
-        """Take the layer's pixels for ``slice_index`` (kept while the slice does not change) and draw them."""
-        if slice_index != self._slice or self._img is None:
-            self._slice = slice_index
-            self._img = self._raw = None
-            self._rect = self._full_rect
-            if 0 <= slice_index < self.mapping.n_slices:
-                if self.native:
-                    found = self.sampler.native_slice(slice_index)
-                    if found is not None:
-                        self._img, (x, y, w, h) = found
-                        pw, ph = self.mapping.pixel_size
-                        self._rect = QRectF(x * pw, y * ph, w * pw, h * ph)
-                else:
-                    self._img = self._raw = self.sampler.sample(slice_index)
+        """Take the layer's pixels for ``slice_index`` and draw them; nothing to do when that slice is already shown
+        (the crosshair moved within it). Display changes (window, colour map…) redraw through the layer's events."""
+        if slice_index == self._slice and self._img is not None:
+            return
+        self._slice = slice_index
+        self._img = self._raw = None
+        self._rect = self._full_rect
+        if 0 <= slice_index < self.mapping.n_slices:
+            if self.native:
+                found = self.sampler.native_slice(slice_index)
+                if found is not None:
+                    self._img, (x, y, w, h) = found
+                    pw, ph = self.mapping.pixel_size
+                    self._rect = QRectF(x * pw, y * ph, w * pw, h * ph)
+            else:
+                self._img = self._raw = self.sampler.sample(slice_index)
         self._render()
 
     @property
