@@ -50,7 +50,7 @@ CAMERAS = ("A", "P", "L", "R", "S", "I")
 
 ROTATE_DEG_PER_PX = 0.5
 ZOOM_PER_WHEEL_STEP = 1.15
-SETTLE_MS = 300  # crosshair still this long (ms) → the 3D view redraws in full quality
+SETTLE_MS = 300  # no change for this long (ms) after quick frames → the 3D view redraws in full quality
 
 
 def preload() -> float:
@@ -290,12 +290,17 @@ class View3D(QWidget):
         return self._vtk_widget if self._vtk_widget is not None else self._canvas
 
     def render_to_array(self) -> np.ndarray:
-        """Render now and return the frame as ``(H, W, 3)`` uint8 RGB, top row first (screenshots, tests)."""
+        """Render now, in full quality, and return the frame as ``(H, W, 3)`` uint8 RGB, top row first
+        (screenshots, tests)."""
         if self.scene is None or self._closed:
             raise RuntimeError("the 3D view is closed")
         self._timer.stop()
         self._pending = False
+        if not self._gesture:
+            self._settle.stop()
+            self.scene.set_interacting(False)
         frame = self.scene.render_to_array()
+        self._last_frame = time.monotonic()
         if self._canvas is not None:
             self._canvas.set_frame(frame)
         return frame
