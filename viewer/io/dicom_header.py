@@ -73,12 +73,17 @@ class DicomHeader:
     values: dict[str, Any] = field(default_factory=dict)
 
     def get(self, keyword: str) -> Any:
-        """A top-level element's value by keyword (None when absent), as pydicom gives it: one number for a
-        single-valued DS, a list for several. Read from the fast scan's values when it covers the keyword."""
+        """A top-level element's value by keyword, as pydicom gives it (one number for a single-valued DS, a list
+        for several); None when absent or damaged (an unknown VR, an unparsable value: optional facts must not
+        stop a load). Read from the fast scan's values when it covers the keyword."""
         if self.dataset is None and keyword in SCANNED:
             value = self.values.get(keyword)
             return value[0] if isinstance(value, list) and len(value) == 1 else value
-        return self.ds.get(keyword)
+        ds = self.ds
+        try:
+            return ds.get(keyword)
+        except Exception:  # noqa: BLE001 - pydicom converts lazily and raises many types on damaged elements
+            return None
 
     @property
     def ds(self) -> Dataset:
