@@ -85,6 +85,14 @@ class DicomHeader:
         except Exception:  # noqa: BLE001 - pydicom converts lazily and raises many types on damaged elements
             return None
 
+    def text(self, keyword: str) -> str:
+        """The value of ``keyword`` as stripped text; "" when absent or damaged (a sequence where text belongs,
+        nested items that fail pydicom's lazy conversion)."""
+        try:
+            return str(self.get(keyword) or "").strip()
+        except Exception:  # noqa: BLE001 - str() of a damaged pydicom value converts (and fails) lazily
+            return ""
+
     @property
     def ds(self) -> Dataset:
         """The pixel-less pydicom data set (parsed from the file on first use after a fast scan)."""

@@ -32,7 +32,10 @@ def dicom_metadata(h: DicomHeader, source: str) -> dict[str, Any]:
     series_description, patient_name, patient_id, study_date, series_uid, body_part, photometric, source,
     warnings (an empty list, filled by the reader)."""
     md: dict[str, Any] = {"source": source, "warnings": []}
-    wc, ww = _float_or_none(h.get("WindowCenter")), _float_or_none(h.get("WindowWidth"))
+    try:
+        wc, ww = _float_or_none(h.get("WindowCenter")), _float_or_none(h.get("WindowWidth"))
+    except Exception:  # noqa: BLE001 - a damaged value (pydicom converts nested items lazily): no window then
+        wc = ww = None
     if wc is not None and ww is not None and ww > 0:
         md["window_center"], md["window_width"] = wc, ww
     for key, kw in (
@@ -47,7 +50,7 @@ def dicom_metadata(h: DicomHeader, source: str) -> dict[str, Any]:
         ("study_description", "StudyDescription"),
         ("study_uid", "StudyInstanceUID"),
     ):
-        value = h.get(kw)  # None when damaged: a malformed optional element must not stop loading
-        if value not in (None, ""):
-            md[key] = str(value).strip()
+        text = h.text(kw)  # "" when damaged: a malformed optional element must not stop loading
+        if text:
+            md[key] = text
     return md

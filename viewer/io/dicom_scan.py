@@ -80,7 +80,7 @@ def group_series(headers: list[DicomHeader]) -> list[SeriesGroup]:
 def describe(group: SeriesGroup) -> str:
     """Picker line, e.g. ``"CT · CT Body 3.0 · 20 images · 512×512×20"``."""
     h = group.headers[0]
-    desc = str(h.get("SeriesDescription") or "").strip() or "(no description)"
+    desc = h.text("SeriesDescription") or "(no description)"
     n = len(group.headers)
     depth = h.frames if n == 1 else n
     size = f"{h.columns}×{h.rows}" + (f"×{depth}" if depth > 1 else "")
