@@ -151,6 +151,7 @@ class SliceView(QWidget):
         self.tool: str | None = None
         self.annotation_items = AnnotationItems(self)
         self._preview: list = []
+        self._texts_key: tuple | None = None  # what the corner texts and colour bars last showed
         self._hover_scene: QPointF | None = None
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.viewbox.sigRangeChanged.connect(self._update_scale)
@@ -179,6 +180,7 @@ class SliceView(QWidget):
         self.annotations.letters = ({} if self.plane == "native"
                                     else self._mapping.edge_letters(base.affine))
         self.annotations.units = "mm" if base.spacing_known else "px"
+        self._texts_key = None  # letters and units may have changed: repaint the overlay
         self._refresh()
 
     def shows(self, layer) -> bool:
@@ -309,18 +311,23 @@ class SliceView(QWidget):
         self._refresh()
 
     def _update_texts(self, *_args) -> None:
-        a = self.annotations
+        """Corner texts and colour bars; the overlay is repainted only when they changed (a transparent overlay's
+        repaint redraws the whole view under it, and the crosshair moves far more often than the texts change)."""
         title = PLANE_TITLES.get(self.plane, self.plane)
         n = self._mapping.n_slices
-        a.top_left = f"{title}  {self.slice_index + 1}/{n}" if n > 1 else title
-        win = self.document.base_layer.window
-        a.bottom_left = str(win) if win else ""
-        a.colorbars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
-                       for la in self.document.layers
-                       if isinstance(la, HeatmapLayer) and la.visible and self.shows(la)]
+        top_left = f"{title}  {self.slice_index + 1}/{n}" if n > 1 else title
         if self.only_layers is not None:
-            names = [la.name for la in self.document.layers if id(la) in self.only_layers]
-            a.top_left += "\n" + ", ".join(names)
+            top_left += "\n" + ", ".join(la.name for la in self.document.layers if id(la) in self.only_layers)
+        win = self.document.base_layer.window
+        bars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
+                for la in self.document.layers
+                if isinstance(la, HeatmapLayer) and la.visible and self.shows(la)]
+        key = (top_left, str(win) if win else "", [(id(b.lut), b.low, b.high, b.title, b.units) for b in bars])
+        if key == self._texts_key:
+            return
+        self._texts_key = key
+        a = self.annotations
+        a.top_left, a.bottom_left, a.colorbars = top_left, key[1], bars
         a.update()
 
     def _update_scale(self, *_args) -> None:

@@ -79,8 +79,12 @@ def test_scrolling_redraws_only_the_view_whose_slice_changes(qtbot, monkeypatch)
                         lambda self: rendered.append(self.mapping.plane) or real(self))
     coronal = view.views["coronal"]
     before = [li.item.image.copy() for li in coronal.layer_images]
+    overlay_updates: list[str] = []
+    for name in ("axial", "coronal"):  # the corner-text overlay: repainting it redraws the whole view under it
+        monkeypatch.setattr(view.views[name].annotations, "update", lambda n=name: overlay_updates.append(n))
     view.views["axial"].scroll(1)
     assert rendered and set(rendered) == {"axial"}
+    assert overlay_updates == ["axial"]  # its slice number changed; the coronal texts did not
     assert all(np.array_equal(li.item.image, b) for li, b in zip(coronal.layer_images, before, strict=True))
     view.views["coronal"].scroll(1)  # the coronal slice changes now
     assert "coronal" in rendered
