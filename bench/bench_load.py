@@ -3,8 +3,9 @@
 Builds, in a temporary folder, the shared 20-slice J2K CT series enlarged to 300 slices (real slices repeated
 with shifted ImagePositionPatient, J2K kept) and an uncompressed copy, then times each reader in a fresh
 subprocess (wall time of the load call; the median of ``--repeat`` runs, at least 9 for the 0.1 s NIfTI load;
-the first run reported as "cold") and records peak RSS (``resource.getrusage(...).ru_maxrss``). dcm2niix is timed as a whole process writing
-an uncompressed NIfTI (``-z n``) to a temporary folder. Results: a table on stdout and bench/results/load.json.
+the first run reported as "cold") and records peak RSS (``resource.getrusage(...).ru_maxrss``). dcm2niix is
+timed as a whole process writing an uncompressed NIfTI (``-z n``) to a temporary folder. Results: a table on
+stdout and bench/results/load.json.
 
 Usage: ``.venv/bin/python bench/bench_load.py [--repeat 3] [--slices 300]`` (SimpleITK: ``pip install -e .[bench]``;
 without it that column is left empty)

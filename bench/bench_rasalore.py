@@ -59,7 +59,8 @@ def main() -> None:
 
     n_slices = int((slice_boxes(brain_mask(vol.array))[:, 0] >= 0).sum())
     rows: dict[str, dict[str, float]] = {}
-    rows[f"engine.run, volume {'×'.join(map(str, vol.array.shape[::-1]))}"] = latency(lambda: eng.run(vol), args.repeats)
+    size = "×".join(map(str, vol.array.shape[::-1]))
+    rows[f"engine.run, volume {size}"] = latency(lambda: eng.run(vol), args.repeats)
     per_slice = next(iter(rows.values()))["median_s"] / n_slices
     model = eng.load()
     x = torch.rand(1, 1, 128, 128)

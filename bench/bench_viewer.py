@@ -3,8 +3,9 @@
     python bench/bench_viewer.py [--frames 300]
 
 Start-up is measured in a fresh process (wall time from spawning it to the first painted frame of the
-demo study, offscreen), through ``app.cli.start_gui`` — what ``lucent`` with no argument runs. Scrolling repaints the view after every slice step (offscreen raster), on the
-512×512 demo CT, in the single axial view and in the 2×2 MPR layout with a label overlay.
+demo study, offscreen), through ``app.cli.start_gui`` — what ``lucent`` with no argument runs. Scrolling
+repaints the view after every slice step (offscreen raster), on the 512×512 demo CT, in the single axial
+view and in the 2×2 MPR layout with a label overlay.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lucent import`` with ``argv`` (the arguments after ``import``); returns the exit status."""
     a = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from viewer.io.index import IndexDatabaseError, StudyIndex
-    from viewer.io.index.records import NOT_AN_IMAGE
 
     missing = [p for p in a.paths if not os.path.exists(p)]
     if missing:
@@ -67,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{counts['series']} series, {counts['files']} files ({report.seconds:.1f} s)")
     if a.list:
         for u in report.unreadable_files:
-            print(f"{'not an image' if u.reason == NOT_AN_IMAGE else 'unreadable'}: {u.path}: {u.reason}")
+            print(f"{'not an image' if u.not_an_image else 'unreadable'}: {u.path}: {u.reason}")
         for d in report.duplicates:
             print(f"duplicate {d.sop_uid}: " + ", ".join(d.paths))
     return 0

@@ -154,7 +154,8 @@ class DermaeEngine(ShippedWeightsEngine):
         mask = self._find_mask(volume, (h, w))
         if mask is not None:
             mv = Volume(mask, affine=volume.affine.copy(), modality=volume.modality,
-                        spacing_known=volume.spacing_known, metadata={"source": "ISIC-2017 ground truth", "display": "outline"})
+                        spacing_known=volume.spacing_known,
+                        metadata={"source": "ISIC-2017 ground truth", "display": "outline"})
             overlays.append(Overlay(name="lesion mask (ground truth)", kind="mask", volume=mv, value_range=(0, 1),
                                     colormap="labels", legend="ISIC-2017 lesion segmentation (comparison layer)",
                                     label_names={1: "lesion"}))

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
-    publish(res, "engines.dermae.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json" if res["model"] == "student" else f"eval_{res['model']}.json"))
+    name = "eval.json" if res["model"] == "student" else f"eval_{res['model']}.json"
+    publish(res, "engines.dermae.evaluate", argv, format_table(res), args.out or args.weights.with_name(name))
 
 
 if __name__ == "__main__":

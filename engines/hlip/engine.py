@@ -322,7 +322,8 @@ class HLIPEngine(ShippedWeightsEngine):
             legend, threshold = CONTRAST_LEGEND, 0.0  # shown only where the finding beats the normal report
         sim = torch.einsum("ndhwe,e->ndhw", feats.dense, target).numpy().astype(np.float32)
         if threshold is not None and not (sim > threshold).any():
-            notes.append(f"“{target_name}” is nowhere more similar than “{REFERENCE_CLASS}”: the map shows nothing.")
+            notes.append(f"“{target_name}” is nowhere more similar than “{REFERENCE_CLASS}”: "
+                         "the map shows nothing.")
         overlays = []
         for s, v in enumerate(volumes):
             m = sim[s]

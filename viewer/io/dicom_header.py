@@ -235,9 +235,14 @@ def _pixel_value_offset(fp, ds: Dataset) -> tuple[int | None, str]:
     return start + 12, keyword  # OB/OW/OF/OD: tag 4 + VR 2 + reserved 2 + length 4
 
 
+def is_multi_value(value: object) -> bool:
+    """Whether ``value`` holds several values: a list, or pydicom's MultiValue (a Sequence), but not text."""
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
 def _single(value):
-    """The first of several values (a list, or pydicom's MultiValue), else the value itself."""
-    return value[0] if isinstance(value, Sequence) and not isinstance(value, str | bytes) else value
+    """The first of several values, else the value itself."""
+    return value[0] if is_multi_value(value) else value
 
 
 def _int(value, default: int) -> int:

@@ -312,10 +312,8 @@ class View3D(QWidget):
         full-quality frame follows when the requests stop."""
         if self._closed:
             return
-        if (not self._settling and self.scene is not None
-                and time.monotonic() - self._last_frame < SETTLE_MS / 1000):
-            self.scene.set_interacting(True)
-            self._settle.start()
+        if not self._settling and time.monotonic() - self._last_frame < SETTLE_MS / 1000:
+            self._quick_frames()
         self._pending = True
         self._timer.start()
 
@@ -340,7 +338,12 @@ class View3D(QWidget):
             self.schedule_render()
 
     def _on_crosshair_moved(self, _xyz: object) -> None:
-        if self.scene is not None and not self._closed:
+        if not self._closed:
+            self._quick_frames()
+
+    def _quick_frames(self) -> None:
+        """Draw in the quick interactive quality until nothing has changed for SETTLE_MS."""
+        if self.scene is not None:
             self.scene.set_interacting(True)
             self._settle.start()
 

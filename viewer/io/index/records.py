@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NOT_AN_IMAGE = "not a DICOM, NIfTI or image file"  # the reason given for text, CSV and other files
+
+
 @dataclass(frozen=True, slots=True)
 class StudyFilter:
     """What the browser's filter box asks for; empty fields match everything.
@@ -66,6 +68,11 @@ class UnreadableFile:
     path: str
     reason: str
 
+    @property
+    def not_an_image(self) -> bool:
+        """A note, CSV or licence file rather than a damaged image."""
+        return self.reason == NOT_AN_IMAGE
+
 
 @dataclass(frozen=True, slots=True)
 class DuplicateInstance:
@@ -104,7 +111,7 @@ class ImportReport:
     @property
     def other_files(self) -> int:
         """Unreadable files that are simply not images (notes, CSV, licences), as opposed to damaged ones."""
-        return sum(1 for u in self.unreadable_files if u.reason == NOT_AN_IMAGE)
+        return sum(1 for u in self.unreadable_files if u.not_an_image)
 
     def summary(self) -> str:
         """One line, e.g. ``"120 indexed, 3 unchanged, 0 removed, 2 unreadable, 5 other files, 1 duplicate UID"``."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from ..dicom_header import is_multi_value
 from ..sniff import sniff
 from .records import NOT_AN_IMAGE
 
@@ -173,16 +174,11 @@ def _pixel_problem(fp: BinaryIO, ds: Dataset, size: int) -> str | None:
     return None
 
 
-def _is_multi(value: object) -> bool:
-    """Whether ``value`` holds several values (pydicom's MultiValue is a Sequence)."""
-    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
-
-
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     if value is None:
         return ""
-    if _is_multi(value):
+    if is_multi_value(value):
         value = "\\".join(str(v) for v in value)
     return " ".join(str(value).split())
 
@@ -190,7 +186,7 @@ def _text(ds: Dataset, keyword: str) -> str:
 def _int_or_none(ds: Dataset, keyword: str) -> int | None:
     value = ds.get(keyword)
     try:
-        if _is_multi(value):
+        if is_multi_value(value):
             value = value[0]
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError, IndexError):
