@@ -15,10 +15,10 @@ import numpy as np
 
 from ..model.volume import Volume
 from .dicom_assemble import assemble
+from .dicom_finish import finish_volume, plain_affine, xray_spacing
 from .dicom_geometry import stack_geometry
 from .dicom_header import DicomHeader, _float, _orientation, _vector, parse_spacing
 from .dicom_pixels import can_read_natively, check_encapsulated_complete, stored_dtype
-from .dicom_series import finish_volume, plain_affine, xray_spacing
 from .errors import fail
 
 if TYPE_CHECKING:
