@@ -2,11 +2,13 @@
 # Installs Lucent on a fresh Debian machine: system libraries Qt/VTK need (offscreen and on X),
 # a virtual environment in .venv, the CPU build of torch (first, so nothing pulls a CUDA build),
 # then the project with its pinned dependencies. Idempotent: re-running it is cheap.
+# orthanc + orthanc-dicomweb: the PACS the networking tests start on loopback (never the system service);
+# dcmtk: getscu/movescu, the baseline of bench/bench_retrieve.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PKGS="libglib2.0-0 libfontconfig1 libxkbcommon0 libegl1 libgl1 libdbus-1-3 fonts-dejavu-core \
   xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 \
-  libxcb-shape0 libxkbcommon-x11-0 libxcursor1 dcm2niix"
+  libxcb-shape0 libxkbcommon-x11-0 libxcursor1 dcm2niix orthanc orthanc-dicomweb dcmtk"
 need_apt=0
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt=1
