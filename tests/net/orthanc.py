@@ -106,7 +106,7 @@ class OrthancServer:
             except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
         server.stop()
-        raise RuntimeError("Orthanc did not answer within %.0f s" % timeout_s)
+        raise RuntimeError(f"Orthanc did not answer within {timeout_s:.0f} s")
 
     def stop(self) -> None:
         """End the Orthanc process (terminate, then kill after 10 s)."""

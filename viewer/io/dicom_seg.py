@@ -22,11 +22,40 @@ _TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "
 
 def labels_on_base_grid(labels: Volume, base: Volume) -> np.ndarray:
     """``labels`` sampled (nearest) on every voxel of ``base``: ``[k, j, i]`` uint16."""
+    return on_base_grid(labels, base, order=0).astype(np.uint16)
+
+
+def on_base_grid(overlay: Volume, base: Volume, order: int) -> np.ndarray:
+    """``overlay`` sampled on every voxel of ``base`` (``order`` 0 nearest, 1 linear): ``[k, j, i]``."""
     mapping = SliceMapping.for_volume(base, "native")
-    sampler = OverlaySampler(base, labels, mapping, order=0)
+    sampler = OverlaySampler(base, overlay, mapping, order=order)
     if sampler.same_grid:
-        return np.asarray(labels.data3d, dtype=np.uint16)
-    return np.stack([sampler.sample(k) for k in range(base.shape3d[0])]).astype(np.uint16)
+        return np.asarray(overlay.data3d)
+    return np.stack([sampler.sample(k) for k in range(base.shape3d[0])])
+
+
+def source_headers(base: Volume, purpose: str = "DICOM-SEG") -> list:
+    """The DICOM headers (no pixels) of ``base``'s source files, slice k first-to-last, ready for highdicom:
+    a SOPClassUID missing from the data set is taken from the file meta, missing type-2 patient/study
+    attributes are added empty. Raises LoadError when ``base`` is not a complete DICOM series with UIDs."""
+    import pydicom
+
+    files = base.metadata.get("slice_files")
+    if not files or any(f is None for f in files):
+        raise LoadError(f"{purpose} needs the study to be a complete DICOM series; export NIfTI instead")
+    sources = []
+    for f in files:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        if not ds.get("SOPClassUID") and ds.get("file_meta"):
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+        if not ds.get("SOPInstanceUID") or not ds.get("SeriesInstanceUID") or not ds.get("StudyInstanceUID"):
+            raise LoadError(f"{f}: the source DICOM has no instance/series/study UID, so a {purpose} could not "
+                            "reference it; export NIfTI instead")
+        for keyword in _TYPE2_COPIED:  # highdicom copies these; a missing one is written empty
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+        sources.append(ds)
+    return sources
 
 
 def write_dicom_seg(labels: Volume, base: Volume, out_path: str | Path,
@@ -36,25 +65,20 @@ def write_dicom_seg(labels: Volume, base: Volume, out_path: str | Path,
     Raises LoadError when ``base`` did not come from a complete DICOM series with instance UIDs, or the
     mask is empty.
     """
+    seg = build_dicom_seg(labels, base, label_names, description)
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        seg.save_as(tmp)
+    return out_path
+
+
+def build_dicom_seg(labels: Volume, base: Volume, label_names: dict[int, str] | None = None,
+                    description: str = "Lucent segmentation"):  # noqa: ANN201 - highdicom.seg.Segmentation
+    """``labels`` as a highdicom Segmentation referencing ``base``'s source files (see :func:`write_dicom_seg`)."""
     import highdicom as hd
-    import pydicom
     from pydicom.sr.codedict import codes
 
-    files = base.metadata.get("slice_files")
-    if not files or any(f is None for f in files):
-        raise LoadError("DICOM-SEG needs the mask's study to be a complete DICOM series; export NIfTI instead")
-    sources = []
-    for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        if not ds.get("SOPClassUID") and ds.get("file_meta"):
-            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-        if not ds.get("SOPInstanceUID") or not ds.get("SeriesInstanceUID") or not ds.get("StudyInstanceUID"):
-            raise LoadError(f"{f}: the source DICOM has no instance/series/study UID, so a DICOM-SEG could not "
-                            "reference it; export NIfTI instead")
-        for keyword in _TYPE2_COPIED:  # highdicom copies these; a missing one is written empty
-            if keyword not in ds:
-                setattr(ds, keyword, "")
-        sources.append(ds)
+    sources = source_headers(base)
     mask = labels_on_base_grid(labels, base)
     values = [int(v) for v in np.unique(mask) if v != 0]
     if not values:
@@ -78,7 +102,4 @@ def write_dicom_seg(labels: Volume, base: Volume, out_path: str | Path,
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Lucent", manufacturer_model_name="Lucent",
         software_versions="0.1", device_serial_number="0", series_description=description[:64],
     )
-    out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        seg.save_as(tmp)
-    return out_path
+    return seg

@@ -57,6 +57,9 @@ class WebClient:
         elif config.auth == "bearer":
             self.session.headers["Authorization"] = f"Bearer {config.secret}"
         self.client = DICOMwebClient(config.url.rstrip("/"), session=self.session, timeout=float(config.timeout_s))
+        # dicomweb-client retries every failure 5 times with exponential back-off (~30 s before "server down");
+        # one quick retry is enough for a busy server, and the user hears about a dead one at once
+        self.client.set_http_retry_params(max_attempts=2, wait_exponential_multiplier=250)
 
     def close(self) -> None:
         self.session.close()
