@@ -1,0 +1,102 @@
+"""Results sent back to Orthanc (STOW-RS and C-STORE) and read back with highdicom: DICOM-SEG, parametric
+map, secondary capture and a TID 1500 structured report, each referencing the source series."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from tests.net.orthanc import CT_PATIENT
+from viewer.io import load_volume
+from viewer.model.volume import Volume
+from viewer.net import QueryFilter, connect
+from viewer.net.outbox import findings_report, parametric_map, secondary_capture, segmentation
+
+FINDINGS = {"Lesion": 0.83, "Effusion": 0.12, "No finding": 0.05}
+
+
+def _sphere(shape: tuple[int, int, int]) -> np.ndarray:
+    """A 2 mm × 0.98 mm ellipsoid "lesion" of label 1 in the CT's voxel grid."""
+    kk, jj, ii = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return ((kk - 10) ** 2 * 16 + (jj - 260) ** 2 + (ii - 250) ** 2 < 40**2).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def base(ct_files) -> Volume:
+    return load_volume(ct_files[0].parent)
+
+
+@pytest.fixture(scope="module")
+def results(base: Volume) -> dict[str, pydicom.Dataset]:
+    nk, nj, ni = base.shape3d
+    mask = Volume(_sphere(base.shape3d), base.affine.copy(), {"modality": "SEG"})
+    # the map on its own, coarser grid (every second voxel in-plane): it is resampled onto the source grid
+    coarse = base.affine.copy()
+    coarse[:3, :2] *= 2
+    heat = np.linspace(0, 1, nj // 2, dtype=np.float32)[None, :, None] * np.ones((nk, 1, ni // 2), np.float32)
+    heat_vol = Volume(heat, coarse, {})
+    return {
+        "seg": segmentation(mask, base, {1: "tumour"}, "Lucent test mask"),
+        "pm": parametric_map(heat_vol, base, "saliency", description="Lucent test map"),
+        "sc": secondary_capture(base, heat_vol, 10, description="Lucent test overlay"),
+        "sr": findings_report(base, FINDINGS, algorithm="toy engine"),
+    }
+
+
+def _fetch_back(client, study_uid: str, series_uid: str) -> pydicom.Dataset:
+    (inst,) = client.client.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
+    buf = BytesIO()
+    inst.save_as(buf, enforce_file_format=True)
+    return pydicom.dcmread(BytesIO(buf.getvalue()))
+
+
+def _refs_series(ds: pydicom.Dataset, series_uid: str) -> bool:
+    seqs = list(ds.get("ReferencedSeriesSequence", []))
+    for item in ds.get("CurrentRequestedProcedureEvidenceSequence", []):
+        seqs += list(item.ReferencedSeriesSequence)
+    return any(s.SeriesInstanceUID == series_uid for s in seqs)
+
+
+@pytest.mark.parametrize("via", ["stow", "c-store"])
+def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(results, base, via, web_config,
+                                                                         dimse_config, orthanc):
+    src = pydicom.dcmread(base.metadata["slice_files"][0], stop_before_pixels=True)
+    sender = connect(web_config if via == "stow" else dimse_config)
+    assert sender.store(list(results.values())) == 4
+    web = connect(web_config)
+    (study,) = web.find_studies(QueryFilter(patient_id=CT_PATIENT[1]))
+    new = [s for s in web.find_series(study.uid) if s.uid != src.SeriesInstanceUID]
+    try:
+        assert len(new) == 4
+        back = {str(ds.SOPClassUID): ds for ds in (_fetch_back(web, study.uid, s.uid) for s in new)}
+        seg = hd.seg.Segmentation.from_dataset(back[results["seg"].SOPClassUID])
+        pm = hd.pm.ParametricMap.from_dataset(back[results["pm"].SOPClassUID])
+        sc = back[results["sc"].SOPClassUID]
+        sr = hd.sr.Comprehensive3DSR.from_dataset(back[results["sr"].SOPClassUID])
+        for ds in (seg, pm, sc, sr):
+            assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.PatientID == CT_PATIENT[1]
+            assert _refs_series(ds, src.SeriesInstanceUID), ds.SOPClassUID
+        # DICOM-SEG: the segment and its voxels on the source grid
+        assert seg.get_segment_description(1).segment_label == "tumour"
+        mask = seg.get_volume(combine_segments=True).array  # frames without the segment are left out
+        assert mask.shape[1:] == (512, 512) and int((mask > 0).sum()) == int(_sphere(base.shape3d).sum())
+        # parametric map: the float values, resampled onto the 512×512 source grid
+        values = pm.get_volume().array if hasattr(pm, "get_volume") else pm.pixel_array
+        assert values.shape[-2:] == (512, 512) and values.dtype.kind == "f"
+        assert float(values.max()) == pytest.approx(1.0, abs=0.02) and float(values.min()) == pytest.approx(0, abs=0.02)
+        # secondary capture: RGB, pointing at its source slice
+        assert sc.Modality == "OT" and sc.SamplesPerPixel == 3 and sc.pixel_array.shape == (512, 512, 3)
+        assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID in {
+            pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in base.metadata["slice_files"]}
+        # TID 1500 SR: one measurement per finding with its probability, the source images as evidence
+        (group,) = sr.content.get_image_measurement_groups()
+        got = {m.name.meaning: m.value for m in group.get_measurements()}
+        assert got == pytest.approx(FINDINGS)
+        assert len(group.source_images) == 20
+    finally:
+        for s in new:
+            orthanc.delete_series(s.uid)
