@@ -79,3 +79,18 @@ def atomic_write_bytes_from(path: Path, writer) -> None:
     with atomic_path(path, suffix=path.suffix) as tmp:
         if writer(tmp) is False:
             raise OSError(f"could not write {path}")
+
+
+def servers(settings: Settings) -> list:
+    """The user's PACS/DICOMweb servers (:class:`viewer.net.ServerConfig`), each with its secret."""
+    from viewer.net import SecretStore, load_servers
+
+    return load_servers(settings.get("servers", []), SecretStore(settings.path.parent))
+
+
+def set_servers(settings: Settings, items: list) -> None:
+    """Save the server list: the settings file gets everything but the passwords and tokens, which go to a
+    file only the user can read (see :class:`viewer.net.SecretStore`)."""
+    from viewer.net import SecretStore, dump_servers
+
+    settings.set("servers", dump_servers(list(items), SecretStore(settings.path.parent)))

@@ -1,4 +1,5 @@
-"""The study browser panel: filterable study table, series list with thumbnails, import with progress.
+"""The study browser panel: filterable study table, series list with thumbnails, import with progress, and
+(given the settings) a "Remote (PACS)" tab that searches the configured servers and retrieves into the library.
 
 Wiring (``app.main_window`` does it)::
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QItemSelectionModel, QSize, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDateEdit,
+    QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -33,18 +34,22 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app.settings import Settings
 from viewer.io.index import ImportReport, SeriesRow, StudyFilter, StudyIndex, default_db_path
 from viewer.io.thumbnails import DEFAULT_SIZE
+from viewer.net.library import default_library
 
+from .fields import date_bound, date_edit, set_date_bound
 from .models import StudyTableModel
+from .remote import RemoteStudies
 from .workers import ImportWorker, ThumbnailWorker, start_in_thread
 
 OpenSeries = Callable[[list[str], str], object]
-ANY_DATE = QDate(1800, 1, 1)
 
 
 class StudyBrowser(QWidget):
@@ -70,9 +75,13 @@ class StudyBrowser(QWidget):
 
     def __init__(self, db_path: str | Path | None = None, open_series: OpenSeries | None = None,
                  thumbnail_dir: str | Path | None = None, hide_names: bool = False,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, settings: Settings | None = None,
+                 library: str | Path | None = None) -> None:
         super().__init__(parent)
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
+        self.settings = settings
+        self.library = Path(library) if library is not None else default_library()
+        self.remote: RemoteStudies | None = None
         self.open_series = open_series
         self.index = StudyIndex(self.db_path)
         self.last_report: ImportReport | None = None
@@ -87,15 +96,23 @@ class StudyBrowser(QWidget):
 
     # ---- layout ---------------------------------------------------------------------------------------
     def _build(self, hide_names: bool) -> None:
-        lay = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        outer.addWidget(self.tabs)
+        local = QWidget()
+        lay = QVBoxLayout(local)
+        self.tabs.addTab(local, "Library")
+        if self.settings is not None:
+            self._build_remote(hide_names)
         row = QHBoxLayout()
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter: name, ID, description, modality…")
         self.filter_edit.setClearButtonEnabled(True)
         self.modality_box = QComboBox()
         self.modality_box.setToolTip("Only studies with a series of this modality")
-        self.date_from = self._date_edit("Study date from (blank: any)")
-        self.date_to = self._date_edit("Study date to (blank: any)")
+        self.date_from = date_edit("Study date from (blank: any)")
+        self.date_to = date_edit("Study date to (blank: any)")
         row.addWidget(self.filter_edit, 3)
         row.addWidget(self.modality_box)
         row.addWidget(QLabel("from"))
@@ -158,36 +175,62 @@ class StudyBrowser(QWidget):
         self.date_from.dateChanged.connect(lambda _d: self.refresh())
         self.date_to.dateChanged.connect(lambda _d: self.refresh())
 
-    def _date_edit(self, tip: str) -> QDateEdit:
-        edit = QDateEdit()
-        edit.setCalendarPopup(True)
-        edit.setDisplayFormat("yyyy-MM-dd")
-        edit.setMinimumDate(ANY_DATE)
-        edit.setSpecialValueText(" ")  # shown at the minimum date = no bound
-        edit.setDate(ANY_DATE)
-        edit.setToolTip(tip)
-        return edit
+    def _build_remote(self, hide_names: bool) -> None:
+        from app.settings import servers
+
+        settings = self.settings
+        self.remote = RemoteStudies(lambda: servers(settings), self.db_path, self.library,
+                                    edit_servers=self.edit_servers, hide_names=hide_names)
+        self.remote.retrieved.connect(self._on_retrieved)
+        self.tabs.addTab(self.remote, "Remote (PACS)")
+
+    def edit_servers(self) -> bool:
+        """Open the servers dialog; True when the user saved a changed list."""
+        from app.panels.servers_dialog import ServersDialog
+        from app.settings import servers, set_servers
+
+        if self.settings is None:
+            return False
+        dlg = ServersDialog(servers(self.settings), self)
+        if dlg.exec() != QDialog.DialogCode.Accepted:
+            return False
+        set_servers(self.settings, dlg.servers())
+        if self.remote is not None:
+            self.remote.reload_servers()
+        return True
+
+    def _on_retrieved(self, report) -> None:  # noqa: ANN001 - viewer.net.RetrieveReport
+        """A retrieve finished: show the library with the retrieved study selected; open it if asked."""
+        self._fill_modalities()
+        self.refresh()
+        if not report.series_uids:
+            return
+        study = self.index.study_of_series(report.series_uids[0])
+        if study:
+            self.select_study(study)
+        self.status.setText("Retrieved: " + report.summary())
+        if self.remote is not None and self.remote.open_after:
+            self.remote.open_after = False
+            best = max(self.index.series(study) if study else [], key=lambda s: (s.n_frames, s.n_files),
+                       default=None)
+            if best is not None:
+                self.activate_series(best.uid)
+        self.tabs.setCurrentIndex(0)
 
     # ---- filtering ------------------------------------------------------------------------------------
     def current_filter(self) -> StudyFilter:
         """The filter the controls describe."""
 
-        def bound(edit: QDateEdit) -> str:
-            return "" if edit.date() == ANY_DATE else edit.date().toString("yyyyMMdd")
-
         modality = self.modality_box.currentData() or ""
-        return StudyFilter(self.filter_edit.text(), modality, bound(self.date_from), bound(self.date_to))
+        return StudyFilter(self.filter_edit.text(), modality, date_bound(self.date_from), date_bound(self.date_to))
 
     def set_filter(self, text: str = "", modality: str = "", date_from: str = "", date_to: str = "") -> None:
         """Set the controls (dates as YYYYMMDD or YYYY-MM-DD, '' for no bound) and refresh at once."""
         self.filter_edit.blockSignals(True)
         self.filter_edit.setText(text)
         self.filter_edit.blockSignals(False)
-        for edit, value in ((self.date_from, date_from), (self.date_to, date_to)):
-            digits = value.replace("-", "")
-            edit.blockSignals(True)
-            edit.setDate(QDate.fromString(digits, "yyyyMMdd") if digits else ANY_DATE)
-            edit.blockSignals(False)
+        set_date_bound(self.date_from, date_from)
+        set_date_bound(self.date_to, date_to)
         self._fill_modalities(select=modality)
         self.refresh()
 
@@ -309,6 +352,8 @@ class StudyBrowser(QWidget):
             self.hide_names_box.setChecked(hide)  # re-enters through toggled
             return
         self.model.set_hide_names(hide)
+        if self.remote is not None:
+            self.remote.set_hide_names(hide)
         self.hide_names_changed.emit(hide)
 
     # ---- import ---------------------------------------------------------------------------------------
@@ -376,6 +421,8 @@ class StudyBrowser(QWidget):
     # ---- teardown -------------------------------------------------------------------------------------
     def shutdown(self) -> None:
         """Cancel an import, stop the worker threads and close the database (call before deleting)."""
+        if self.remote is not None:
+            self.remote.shutdown()
         if self._import_worker is not None:
             self._import_worker.cancel()
         if self._import_thread is not None:

@@ -1,4 +1,4 @@
-"""Background work for the study browser: imports and thumbnails, each in its own QThread.
+"""Background work for the study browser: imports, thumbnails and network tasks, each in its own QThread.
 
 Both workers open their own :class:`~viewer.io.index.StudyIndex` connection (SQLite connections belong to
 one thread); WAL mode lets the panel keep reading while an import writes.
@@ -101,3 +101,69 @@ def start_in_thread(worker: QObject, name: str) -> QThread:
     worker.moveToThread(thread)
     thread.start()
     return thread
+
+
+class NetWorker(QObject):
+    """Runs one network task ``task(progress, cancelled)`` on its own QThread (search, retrieve, send, echo).
+
+    ``task`` is a plain function from :mod:`viewer.net` land: it calls ``progress(done, total)`` and checks
+    ``cancelled()`` between instances; :meth:`cancel` may be called from any thread.
+
+    Signals:
+        progress(done, total): forwarded from the task.
+        finished(result): what the task returned.
+        failed(message): one line — a :class:`~viewer.net.errors.NetError`'s text, or the exception's type.
+        cancelled(message): the task stopped on Cancel (``TransferCancelled``'s text).
+    """
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal(str)
+    _go = Signal()
+
+    def __init__(self, task) -> None:  # noqa: ANN001 - Callable[[progress, cancelled], object]
+        super().__init__()
+        self.task = task
+        self._cancel = threading.Event()
+        self.thread: QThread | None = None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def start(self, name: str = "lucent-net") -> QThread:
+        """Run the task on a new thread; the thread quits when the task ends (see :attr:`thread`)."""
+        self.thread = start_in_thread(self, name)
+        self._go.connect(self._run)
+        self._go.emit()
+        return self.thread
+
+    @Slot()
+    def _run(self) -> None:
+        from viewer.net import NetError, TransferCancelled
+
+        try:
+            result = self.task(self.progress.emit, self._cancel.is_set)
+        except TransferCancelled as exc:
+            self.cancelled.emit(str(exc))
+        except (NetError, LoadError) as exc:  # messages written for the user
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - one line for the user instead of a dead thread
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.failed.emit(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+        else:
+            if self._cancel.is_set():
+                self.cancelled.emit("Cancelled")
+            else:
+                self.finished.emit(result)
+
+    def stop(self) -> None:
+        """Cancel, then wait for the thread to end (teardown)."""
+        self.cancel()
+        if self.thread is not None:
+            self.thread.quit()
+            self.thread.wait()
+            self.thread = None
