@@ -175,7 +175,8 @@ class MainWindow(QMainWindow):
         from app.browser import StudyBrowser
 
         self.browser = StudyBrowser(open_series=self.open_series,
-                                    hide_names=bool(self.settings.get("browser_hide_names", False)))
+                                    hide_names=bool(self.settings.get("browser_hide_names", False)),
+                                    settings=self.settings)
         self.browser.hide_names_changed.connect(lambda on: self.settings.set("browser_hide_names", bool(on)))
         self.browser_dock = self._add_dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.browser_dock.hide()  # View ▸ Study Browser (Ctrl+B); shown on import
@@ -292,6 +293,16 @@ class MainWindow(QMainWindow):
 
     def on_toggle_browser(self) -> None:
         self.browser_dock.setVisible(not self.browser_dock.isVisible())
+
+    def on_servers(self) -> None:
+        self.browser.edit_servers()
+
+    def on_send_results(self) -> None:
+        from app.panels.send_dialog import send_results_dialog
+
+        dlg = send_results_dialog(self)
+        if dlg is not None:
+            dlg.exec()
 
     def on_add_image(self) -> None:
         if self.document is None:
