@@ -1,9 +1,21 @@
-"""Every user command in one table: id, menu, title and shortcut. Menus and shortcuts are built from it,
-so the two never drift apart. The main window binds each id to a handler method ``on_<id>``."""
+"""Every user command in one table: id, menu, title and shortcut. Menus and shortcuts are built from it
+(:func:`build_menus`), so the two never drift apart. The main window binds each id to a handler method
+``on_<id>``.
+
+Shortcuts work wherever the focus is: they have application context (a floating dock or the study browser
+has focus too), and :class:`ShortcutsOverText` keeps text fields from swallowing the ctrl+key commands that
+have no text-editing meaning (a line edit takes ctrl+E as "end of line" on Linux; ctrl+Z, ctrl+C and the
+like stay with the text field).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QMenu, QMenuBar, QWidget
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show 2–4 overlays in linked viewports"),
     ActionSpec("reset_zoom", "View", "&Reset Zoom", "Ctrl+0"),
     ActionSpec("toggle_crosshair", "View", "Show &Crosshair", "C"),
+    ActionSpec("toggle_layer", "View", "Show/Hide Selected &Layer", "V"),
     ActionSpec("tool_crosshair", "Tools", "&Crosshair (navigate)", "Esc"),
     ActionSpec("tool_ruler", "Tools", "&Ruler (mm)", "M"),
     ActionSpec("tool_ellipse", "Tools", "&Ellipse ROI (mean/std/area)", "O"),
@@ -64,3 +77,68 @@ ACTIONS += tuple(ActionSpec(f"preset_{name}", "Window", f"{name.capitalize()}", 
                  PRESET_KEYS.items())
 ACTIONS += (ActionSpec("preset_auto", "Window", "&Auto (from the image)", "0"),
             ActionSpec("preset_file", "Window", "From the &File (DICOM window)", "9"))
+
+
+def build_menus(owner: QWidget, menubar: QMenuBar, handler: Callable[[str], Callable[[], None]]
+                ) -> tuple[dict[str, QAction], dict[str, QMenu]]:
+    """One QAction per :data:`ACTIONS` entry in its menu, triggering ``handler(id)``; shortcuts in application
+    context. Returns the actions and the menus by name."""
+    menus = {name: menubar.addMenu(f"&{name}") for name in MENU_ORDER}
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        menu = menus.get(spec.menu) or menubar.addMenu(f"&{spec.menu}")
+        menus[spec.menu] = menu
+        action = QAction(spec.title, owner)
+        if spec.shortcut:
+            action.setShortcut(QKeySequence(spec.shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        action.setStatusTip(spec.tip)
+        run = handler(spec.id)
+        action.triggered.connect(lambda _checked=False, h=run: h())
+        menu.addAction(action)
+        actions[spec.id] = action
+    return actions, menus
+
+
+#: Standard keys a text field keeps even when a command shares them.
+_TEXT_KEYS = (QKeySequence.StandardKey.Undo, QKeySequence.StandardKey.Redo, QKeySequence.StandardKey.Copy,
+              QKeySequence.StandardKey.Cut, QKeySequence.StandardKey.Paste, QKeySequence.StandardKey.SelectAll)
+
+
+def command_keys() -> set[int]:
+    """Key combinations (``QKeyCombination.toCombined()``) of the ctrl commands text fields must not swallow."""
+    keep = {QKeySequence(k)[0].toCombined() for std in _TEXT_KEYS for k in QKeySequence.keyBindings(std)}
+    out = set()
+    for spec in ACTIONS:
+        if "Ctrl+" in spec.shortcut:
+            combined = QKeySequence(spec.shortcut)[0].toCombined()
+            if combined not in keep:
+                out.add(combined)
+    return out
+
+
+class ShortcutsOverText(QObject):
+    """Application event filter: a text field's claim on a ctrl+key command (``ShortcutOverride``) is refused,
+    so the command runs. Install once with ``QApplication.instance().installEventFilter(...)``."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.keys = command_keys()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and event.keyCombination().toCombined() in self.keys):
+            event.ignore()
+            return True  # the widget never sees it: the shortcut map triggers the command
+        return False
+
+
+def install_shortcuts_over_text(app: QApplication | None = None) -> ShortcutsOverText:
+    """Install (once per application) the :class:`ShortcutsOverText` filter; returns it."""
+    app = app or QApplication.instance()
+    existing = app.findChild(ShortcutsOverText)
+    if existing is not None:
+        return existing
+    f = ShortcutsOverText(app)
+    app.installEventFilter(f)
+    return f

@@ -8,7 +8,7 @@
     lucent import PATH... [--db FILE]                  index folders into the study browser
 
 Errors in headless modes print one line on stderr (no traceback) and exit non-zero: 2 for bad input,
-1 for anything else. ``LUCENT_DEBUG=1`` shows tracebacks.
+3 when there is no display to open the viewer on, 1 for anything else. ``LUCENT_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -119,7 +119,57 @@ def start_gui(a: argparse.Namespace):  # noqa: ANN201 - (QApplication, MainWindo
     return app, win
 
 
+NO_DISPLAY = ("no display to open a window on{why}; run lucent in a desktop session (or `ssh -X`), or render "
+              "without one: lucent PATH --screenshot OUT.png")
+NO_DISPLAY_EXIT = 3
+
+
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """Why Qt could not open a window here (it would abort the process), or None when it can.
+
+    On Linux, the xcb platform needs ``DISPLAY`` naming an X server that accepts a connection (checked with
+    libxcb, as Qt's plugin will), and wayland needs ``WAYLAND_DISPLAY``. Other systems and explicit headless
+    platforms (offscreen, minimal, vnc…) are assumed fine.
+    """
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0].strip().lower()
+    if platform.startswith("wayland"):
+        return None if env.get("WAYLAND_DISPLAY") else ": WAYLAND_DISPLAY is not set"
+    if platform not in ("", "xcb"):
+        return None
+    if not env.get("DISPLAY"):
+        if not platform and env.get("WAYLAND_DISPLAY"):
+            return None  # Qt picks wayland
+        return ": DISPLAY is not set"
+    return _x_server_problem(env["DISPLAY"])
+
+
+def _x_server_problem(display: str) -> str | None:
+    """None when the X server ``display`` accepts a connection; a reason otherwise (None if libxcb is absent)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("xcb")
+    if not name:
+        return None  # Qt's own message will have to do
+    xcb = ctypes.CDLL(name)
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode(), None)
+    try:
+        return f": the X server {display!r} does not answer" if xcb.xcb_connection_has_error(conn) else None
+    finally:
+        xcb.xcb_disconnect(conn)
+
+
 def _gui(a: argparse.Namespace) -> int:
+    problem = display_problem()
+    if problem is not None:
+        raise CliError(NO_DISPLAY.format(why=problem), NO_DISPLAY_EXIT)
     app, _win = start_gui(a)
     return app.exec()
 

@@ -15,7 +15,7 @@ from app.panels.engines_panel import EnginesPanel
 from app.panels.job_status import JobStatus
 from app.panels.query_bar import QueryBar
 from app.panels.results_panel import ResultsPanel
-from app.results import result_to_layers
+from app.results import add_result
 from engines import registry
 from engines.base import Engine, StudyRun
 from viewer.model.document import Document
@@ -146,15 +146,13 @@ class EngineController(QObject):
         p = self.pending.pop(job_id, None)
         if p is None:
             return
-        layers = result_to_layers(p.engine, result, p.query, existing=p.document.layers)
-        for layer in layers:
-            p.document.add_layer(layer)
+        layers = add_result(p.document, p.engine, result, p.query)  # a query updates its query layer
         if result.scores:
             title = f"{p.engine.title}" + (f" — “{p.query}”" if p.query else "")
             self.results_panel.show_scores(title, result.scores, list(result.notes))
             self.results_panel_shown()
         self.window.statusBar().showMessage(
-            f"{p.engine.title}: {len(layers)} new layer(s) in {self.runner.job(job_id).elapsed_s:.1f} s", 8000)
+            f"{p.engine.title}: {len(layers)} layer(s) in {self.runner.job(job_id).elapsed_s:.1f} s", 8000)
         self._next_or_idle()
 
     def _failed(self, job_id: int, message: str, details: str) -> None:

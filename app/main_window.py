@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -19,21 +19,24 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QVBoxLayout,
     QWidget,
 )
 
 import viewer.views  # noqa: F401  (configures pyqtgraph once)
-from app.actions import ACTIONS, MENU_ORDER
+from app.actions import build_menus, install_shortcuts_over_text
 from app.autosave import Autosaver, autosave_path
 from app.loading import DEMO_STUDY, open_document
 from app.panels.dialogs import ok_cancel
 from app.panels.layer_panel import LayerPanel
-from app.screenshot import compose_screenshot, save_widget_png
+from app.screenshot import SCREEN, ExportOptions, compose_screenshot, save_widget_png
 from app.settings import Settings
 from viewer.io.errors import LoadError
 from viewer.model.document import Document
+from viewer.model.layers import HeatmapLayer
+from viewer.model.presentation import shared_value_range
 from viewer.model.window_level import window_for
 from viewer.views.study_view import StudyView
 
@@ -107,47 +110,66 @@ class SeriesPicker(QDialog):
 
 
 class ExportDialog(QDialog):
-    """Screenshot options: scale, the whole layout or the focused view, patient identifiers (off)."""
+    """Screenshot options: resolution, crosshair and annotations, the whole layout or the focused view,
+    patient identifiers (off)."""
+
+    RESOLUTION_TITLES = {"native": "Native (one pixel per image pixel)", "2x": "2× the screen", "1x": "As on screen"}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export screenshot")
         lay = QVBoxLayout(self)
-        self.scale_box = QComboBox()
-        self.scale_box.addItems(["1×", "2×"])
-        lay.addWidget(QLabel("Scale"))
-        lay.addWidget(self.scale_box)
+        self.resolution_box = QComboBox()
+        for key, title in self.RESOLUTION_TITLES.items():
+            self.resolution_box.addItem(title, key)
+        lay.addWidget(QLabel("Resolution"))
+        lay.addWidget(self.resolution_box)
+        self.crosshair = QCheckBox("Draw the crosshair")
+        self.annotations = QCheckBox("Draw annotations (rulers, ROIs, arrows, texts)")
+        self.annotations.setChecked(True)
         self.view_only = QCheckBox("Only the focused view (else the whole layout)")
         self.include_patient = QCheckBox("Include patient name, ID and birth date")
-        lay.addWidget(self.view_only)
-        lay.addWidget(self.include_patient)
+        for box in (self.crosshair, self.annotations, self.view_only, self.include_patient):
+            lay.addWidget(box)
         lay.addWidget(ok_cancel(self))
 
-    def scale(self) -> float:
-        return float(self.scale_box.currentIndex() + 1)
+    def options(self) -> ExportOptions:
+        return ExportOptions(resolution=self.resolution_box.currentData(), crosshair=self.crosshair.isChecked(),
+                             annotations=self.annotations.isChecked(),
+                             include_patient=self.include_patient.isChecked())
 
 
 class ComparePicker(QDialog):
-    """Pick 2–4 overlay layers to compare side by side."""
+    """Pick 2–4 overlay layers to compare side by side (the shown ones, top first, are ticked to start)."""
 
     def __init__(self, layers: list, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare overlays")
-        self.layers = layers
+        self.layers = list(reversed(layers))  # top first, as in the layer list
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Tick 2 to 4 overlays; each gets its own linked viewport."))
         self.list = QListWidget()
-        for n, layer in enumerate(layers):
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        ticked = compare_preselection(self.layers)
+        for n, layer in enumerate(self.layers):
             self.list.addItem(layer.name)
             item = self.list.item(n)
+            item.setToolTip(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if n >= len(layers) - 2 else Qt.CheckState.Unchecked)
+            item.setCheckState(Qt.CheckState.Checked if layer in ticked else Qt.CheckState.Unchecked)
         lay.addWidget(self.list)
         lay.addWidget(ok_cancel(self))
 
     def chosen(self) -> list:
         return [la for n, la in enumerate(self.layers)
                 if self.list.item(n).checkState() == Qt.CheckState.Checked]
+
+
+def compare_preselection(layers_top_first: list) -> list:
+    """The overlays to tick at first: the shown ones, top first, up to 4; hidden ones fill up to 2."""
+    shown = [la for la in layers_top_first if la.visible][:4]
+    hidden = [la for la in layers_top_first if not la.visible]
+    return shown + hidden[: max(0, 2 - len(shown))]
 
 
 class MainWindow(QMainWindow):
@@ -203,21 +225,15 @@ class MainWindow(QMainWindow):
 
     # ---- menus ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
-        menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_ORDER}
-        for spec in ACTIONS:
-            menu = menus.get(spec.menu) or self.menuBar().addMenu(f"&{spec.menu}")
-            menus[spec.menu] = menu
-            action = QAction(spec.title, self)
-            if spec.shortcut:
-                action.setShortcut(QKeySequence(spec.shortcut))
-            action.setStatusTip(spec.tip)
-            handler = getattr(self, f"on_{spec.id}", None) or self._preset_handler(spec.id)
-            action.triggered.connect(lambda _checked=False, h=handler: h())
-            menu.addAction(action)
-            self.actions_by_id[spec.id] = action
-            if spec.id == "open_folder":
-                self.recent_menu = menu.addMenu("Open &Recent")
-                self.recent_menu.aboutToShow.connect(self._fill_recent)
+        def handler(action_id: str):
+            return getattr(self, f"on_{action_id}", None) or self._preset_handler(action_id)
+
+        self.actions_by_id, menus = build_menus(self, self.menuBar(), handler)
+        install_shortcuts_over_text()
+        file_menu = menus["File"]
+        self.recent_menu = QMenu("Open &Recent", file_menu)
+        file_menu.insertMenu(self.actions_by_id["add_image"], self.recent_menu)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
         crosshair = self.actions_by_id["toggle_crosshair"]
         crosshair.setCheckable(True)
         crosshair.setChecked(True)
@@ -481,18 +497,17 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", "lucent.png", "PNG (*.png)")
         if path:
             try:
-                self.save_screenshot(path, scale=dlg.scale(), include_patient=dlg.include_patient.isChecked(),
-                                     focused_view_only=dlg.view_only.isChecked())
+                self.save_screenshot(path, dlg.options(), focused_view_only=dlg.view_only.isChecked())
             except OSError as exc:
                 self.show_error(f"Could not save the screenshot: {exc}")
 
-    def save_screenshot(self, path: str | Path, scale: float = 1.0, include_patient: bool = False,
+    def save_screenshot(self, path: str | Path, options: ExportOptions | None = None,
                         focused_view_only: bool = False) -> None:
-        """Save the views as PNG with a legend footer (layers, engine provenance). Patient identifiers are
-        left out unless ``include_patient``."""
+        """Save the views as PNG with a legend footer (what is drawn, engine provenance), as ``options`` say
+        (default: native resolution, no crosshair, annotations, no patient identifiers)."""
         if self.study_view is None:
             raise RuntimeError("no study is open")
-        save_widget_png(self._screenshot_widget(focused_view_only), path, self.document, scale, include_patient)
+        save_widget_png(self._screenshot_widget(focused_view_only), path, self.document, options or ExportOptions())
         self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def _screenshot_widget(self, focused_view_only: bool) -> QWidget:
@@ -503,7 +518,7 @@ class MainWindow(QMainWindow):
 
     def on_copy_screenshot(self) -> None:
         if self.study_view is not None:
-            QApplication.clipboard().setImage(compose_screenshot(self.study_view, self.document))
+            QApplication.clipboard().setImage(compose_screenshot(self.study_view, self.document, SCREEN))
             self.statusBar().showMessage("Screenshot copied to the clipboard", 3000)
 
     def on_convert_nifti(self) -> None:
@@ -671,6 +686,11 @@ class MainWindow(QMainWindow):
         if not 2 <= len(layers) <= 4:
             self.show_error("Choose between two and four overlays to compare.")
             return
+        shared = shared_value_range(layers)
+        if shared is not None:  # one legend scale: the same colours mean the same values in every pane
+            for layer in layers:
+                if isinstance(layer, HeatmapLayer):
+                    layer.value_range = shared
         self.study_view.detach()
         self.layout_name = "compare"
         self._install_view(CompareView(self.document, [[la] for la in layers]))
@@ -678,6 +698,9 @@ class MainWindow(QMainWindow):
     def on_reset_zoom(self) -> None:
         if self.study_view is not None:
             self.study_view.reset_zoom()
+
+    def on_toggle_layer(self) -> None:
+        self.layer_panel.toggle_selected()
 
     def on_toggle_crosshair(self) -> None:
         if self.study_view is None:

@@ -4,8 +4,8 @@ the layers' events, so a change made elsewhere (an engine result, a script) show
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -40,8 +41,18 @@ class RemoveLayer(QUndoCommand):
         self.document.layers.insert(self.index, self.layer)
 
 
+def layer_tooltip(layer: Layer) -> str:
+    """The layer's full name (the list elides long ones), kind, query and provenance."""
+    lines = [layer.name, f"{layer.kind} layer" + (" (hidden)" if not layer.visible else "")]
+    if getattr(layer, "query", ""):
+        lines.append(f"answers the query “{layer.query}” (a new query updates this layer)")
+    if layer.provenance:
+        lines.append(layer.provenance)
+    return "\n".join(lines)
+
+
 class LayerPanel(QWidget):
-    """Lists and edits the layers of one Document."""
+    """Lists and edits the layers of one Document. Its width never follows the layer names (they are elided)."""
 
     def __init__(self, undo_stack: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +61,9 @@ class LayerPanel(QWidget):
         self._syncing = False
         lay = QVBoxLayout(self)
         self.list = QListWidget()
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long names elided; the tooltip has them whole
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
         self.list.setEditTriggers(QListWidget.EditTrigger.DoubleClicked | QListWidget.EditTrigger.EditKeyPressed)
         self.list.currentRowChanged.connect(self._on_select)
         self.list.itemChanged.connect(self._on_item_changed)
@@ -90,10 +104,10 @@ class LayerPanel(QWidget):
         self.share_scale.setToolTip("Give every heatmap the selected one's range and colours, to compare engines")
         self.share_scale.clicked.connect(self.share_selected_scale)
         lay.addWidget(self.share_scale)
-        toggle = QShortcut(QKeySequence("V"), self)
-        toggle.setContext(Qt.ShortcutContext.WindowShortcut)
-        toggle.activated.connect(self.toggle_selected)
         self._update_controls()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(260, 420)
 
     @staticmethod
     def _spin(slot) -> QDoubleSpinBox:
@@ -137,7 +151,7 @@ class LayerPanel(QWidget):
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
             item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
-            item.setToolTip(f"{layer.kind} layer")
+            item.setToolTip(layer_tooltip(layer))
             self.list.addItem(item)
         layers = self.layers_top_first()
         row = layers.index(selected) if selected in layers else (0 if layers else -1)

@@ -1,6 +1,7 @@
 """Query bar: type a finding ("left lower lobe consolidation"), press Enter, get a grounding heatmap.
 
-Keeps a history (most recent first) that the window stores in the settings.
+Keeps a history (most recent first) that the window stores in the settings; choosing a past query from the
+drop-down asks it again. Each query's map goes to the engine's one query layer (see :func:`app.results.add_result`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ class QueryBar(QWidget):
         self.box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.box.setMinimumWidth(320)
         self.box.lineEdit().setPlaceholderText("type a finding… (e.g. right pleural effusion)")
-        self.box.lineEdit().returnPressed.connect(self.submit)
         self.box.addItems(history or [])
+        # Enter on a text the history holds, or a click in the drop-down, activates that item; Enter on a new
+        # text activates nothing (no insert policy), so returnPressed submits it.
+        self.box.activated.connect(self._chosen)
+        self.box.lineEdit().returnPressed.connect(self._submit_new)
         self.box.setCurrentIndex(-1)
         lay.addWidget(self.box, 1)
         self.button = QPushButton("Ground")
@@ -46,6 +50,14 @@ class QueryBar(QWidget):
         self.target.setText(f"→ {engine_title}" if engine_title else "no query engine for this study")
         self.box.setEnabled(engine_title is not None)
         self.button.setEnabled(engine_title is not None)
+
+    def _chosen(self, index: int) -> None:
+        self.box.setEditText(self.box.itemText(index))
+        self.submit()
+
+    def _submit_new(self) -> None:
+        if self.box.findText(" ".join(self.box.currentText().split())) < 0:
+            self.submit()
 
     def submit(self) -> None:
         text = " ".join(self.box.currentText().split())

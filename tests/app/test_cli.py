@@ -77,3 +77,20 @@ def test_lucent_console_entry_point(tmp_path):
     assert proc.returncode == 0 and "NIfTI" in proc.stdout
     proc = subprocess.run([str(exe), "infer", "--list-engines"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "multires_cxr" in proc.stdout
+
+
+@pytest.mark.parametrize("display", [None, ":97"])
+def test_no_display_gives_a_plain_message_and_exit_3(display):
+    """`lucent` with xcb and no X server: one plain line and exit 3, never Qt's xcb abort."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "xcb"
+    if display:
+        env["DISPLAY"] = display  # nothing listens there
+    proc = subprocess.run([sys.executable, str(REPO / "main.py")], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lucent: no display"), proc.stderr
+    assert "xcb" not in lines[0] and "Aborted" not in proc.stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.screenshot import legend_lines
+from app.screenshot import ExportOptions, legend_lines
 from viewer.io import load_volume
 from viewer.model import HeatmapLayer, Volume
 
@@ -18,13 +18,13 @@ def test_screenshot_scale_legend_and_privacy(demo_window, tmp_path):
                                                                        doc.base.affine @ np.diag([8, 8, 4, 1.0])),
                                legend="Grad-CAM", provenance="toy, weights sha256 0123abcd"))
     lines = legend_lines(doc)
-    assert any("engine · saliency — Grad-CAM; toy, weights sha256 0123abcd" in line for line in lines)
+    assert any("engine · saliency — Grad-CAM; 0–1; toy, weights sha256 0123abcd" in line for line in lines)
     assert not any("Doe" in line or "PID-4711" in line for line in lines)
     assert any("PID-4711" in line for line in legend_lines(doc, include_patient=True))
 
     one, two = tmp_path / "1x.png", tmp_path / "2x.png"
-    demo_window.save_screenshot(one)
-    demo_window.save_screenshot(two, scale=2.0)
+    demo_window.save_screenshot(one, ExportOptions(resolution="1x"))
+    demo_window.save_screenshot(two, ExportOptions(resolution="2x", include_patient=False))
     w1, h1 = Image.open(one).size
     w2, h2 = Image.open(two).size
     assert (w2, h2) == (2 * w1, pytest.approx(2 * h1, abs=4))
@@ -67,7 +67,7 @@ def test_screenshot_paints_the_3d_frame(demo_window, qtbot, tmp_path, monkeypatc
     monkeypatch.setattr(view, "interactive", True)
     monkeypatch.setattr(view, "render_to_array", lambda: magenta)
     out = tmp_path / "mpr.png"
-    demo_window.save_screenshot(out)
+    demo_window.save_screenshot(out, ExportOptions(resolution="1x"))
     target = view.frame_widget
     centre = target.mapTo(demo_window.study_view, target.rect().center())
     shot = Image.open(out).convert("RGB")

@@ -36,7 +36,7 @@ from .nifti_write import write_nifti
 
 VERSION = 1
 _COMMON = ("name", "visible", "opacity", "colormap", "provenance")
-_EXTRA = {"heatmap": ("value_range", "threshold", "units", "legend"), "labels": ("outline", "label_names"),
+_EXTRA = {"heatmap": ("value_range", "threshold", "units", "legend", "query"), "labels": ("outline", "label_names"),
           "image": ()}
 _CLASSES: dict[str, type[Layer]] = {"heatmap": HeatmapLayer, "labels": LabelsLayer, "image": ImageLayer}
 

@@ -1,4 +1,9 @@
-"""Colour maps as 256×4 uint8 RGBA lookup tables (Qt-free, shared by views and exporters).
+"""Colour maps as 256×4 uint8 RGBA lookup tables, and the one way a map is coloured (Qt-free).
+
+:func:`heatmap_rgba` is the single colour mapping of a heatmap — colour map over a value range, transparent
+below the threshold, faded by the opacity — used by the screen (the same table and indices, through the image
+item's lookup table and opacity), by exported screenshots and by ``lucent infer``'s PNGs. :func:`blend_over`
+lays such an RGBA image over the film.
 
 Continuous maps are piecewise-linear through published control points (matplotlib's inferno/viridis
 sampled at nine points, the classic jet and hot ramps). ``labels`` is a categorical table: index 0 is
@@ -60,16 +65,6 @@ def label_lut() -> np.ndarray:
     return out
 
 
-def apply(values: np.ndarray, name: str, low: float, high: float) -> np.ndarray:
-    """Map ``values`` through colour map ``name`` over [low, high] → RGBA uint8 (NaN → transparent)."""
-    v = np.asarray(values, dtype=np.float32)
-    scale = 255.0 / (high - low) if high > low else 0.0
-    idx = np.clip(np.nan_to_num((v - low) * scale, nan=0.0), 0, 255).astype(np.uint8)
-    rgba = lut(name)[idx]
-    rgba[np.isnan(v)] = 0
-    return rgba
-
-
 @cache
 def indexed_lut(name: str) -> np.ndarray:
     """256×4 RGBA table for :func:`to_indices`: entry 0 transparent, 1–255 colour map ``name`` from low to high."""
@@ -93,3 +88,32 @@ def to_indices(values: np.ndarray, low: float, high: float, threshold: float | N
         hidden |= v < threshold
     t[hidden] = 0.0
     return t.astype(np.uint8)
+
+
+def heatmap_rgba(values: np.ndarray, colormap: str, value_range: tuple[float, float],
+                 threshold: float | None = None, opacity: float = 1.0) -> np.ndarray:
+    """The colours of a heatmap: ``values`` (any float array, the map's own units) → RGBA uint8 ``[..., 4]``.
+
+    [low, high] of ``value_range`` runs through ``colormap``; values below ``threshold``, NaN and ±Inf are fully
+    transparent; every coloured value has alpha ``opacity`` (0–1). The screen draws exactly
+    ``indexed_lut(colormap)[to_indices(values, low, high, threshold)]`` at the layer's opacity.
+    """
+    low, high = (float(v) for v in value_range)
+    rgba = indexed_lut(colormap)[to_indices(values, low, high, threshold)]
+    rgba[..., 3] = np.rint(rgba[..., 3] * float(np.clip(opacity, 0.0, 1.0))).astype(np.uint8)
+    return rgba
+
+
+def labels_rgba(labels: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """Integer labels → RGBA uint8 ``[..., 4]`` through :func:`label_lut` (0 transparent), alpha ``opacity``."""
+    idx = np.asarray(np.nan_to_num(labels), dtype=np.int64) % 256
+    rgba = label_lut()[idx.astype(np.uint8)]
+    rgba[..., 3] = np.rint(rgba[..., 3] * float(np.clip(opacity, 0.0, 1.0))).astype(np.uint8)
+    return rgba
+
+
+def blend_over(film: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """``rgba`` (``[H, W, 4]`` uint8, straight alpha) composited over ``film`` (``[H, W, 3]`` uint8) → uint8."""
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    out = film.astype(np.float32) * (1.0 - a) + rgba[..., :3].astype(np.float32) * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

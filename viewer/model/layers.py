@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from psygnal import evented
 from psygnal.containers import EventedList
 
+from viewer.model.presentation import HEATMAP_OPACITY, MASK_OPACITY
 from viewer.model.volume import Volume
 from viewer.model.window_level import WindowLevel, default_window
 
@@ -57,7 +58,7 @@ class LabelsLayer(Layer):
     """Integer labels; 0 is background. ``label_names`` maps value → name for the legend."""
 
     colormap: str = "labels"
-    opacity: float = 0.5
+    opacity: float = MASK_OPACITY
     outline: bool = False
     label_names: dict[int, str] = field(default_factory=dict)
 
@@ -68,14 +69,17 @@ class HeatmapLayer(Layer):
     """A continuous map shown over ``value_range`` (low, high) through ``colormap``.
 
     Values below ``threshold`` (when set) are transparent. ``units`` and ``legend`` label its colour bar.
+    ``query``: the typed finding this map answers ("" for other maps); a new query to the same engine
+    replaces the map of its query layer instead of adding a layer.
     """
 
     colormap: str = "inferno"
-    opacity: float = 0.6
+    opacity: float = HEATMAP_OPACITY
     value_range: tuple[float, float] = (0.0, 1.0)
     threshold: float | None = None
     units: str = ""
     legend: str = ""
+    query: str = ""
 
 
 class LayerList(EventedList[Layer]):

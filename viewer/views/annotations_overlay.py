@@ -14,6 +14,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
+from viewer.views.fonts import legend_family
+
 
 def nice_length(target: float) -> float:
     """The largest 1, 2 or 5 × 10ⁿ not above ``target`` (> 0)."""
@@ -56,6 +58,8 @@ class ViewAnnotations(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
         font = QFont(self.font())
+        if legend_family():
+            font.setFamily(legend_family())  # has τ, dashes, arrows: legends draw no boxes
         font.setPointSizeF(max(8.0, font.pointSizeF()))
         p.setFont(font)
         w, h = self.width(), self.height()
@@ -80,7 +84,8 @@ class ViewAnnotations(QWidget):
         p.setFont(font)
         p.setPen(QColor(230, 230, 230))
         line_h = fm.height()
-        for i, line in enumerate(self.top_left.splitlines()):
+        for i, line in enumerate(self.top_left.splitlines()):  # long layer names elided inside the view
+            line = fm.elidedText(line, Qt.TextElideMode.ElideMiddle, max(20, w - 12))
             p.drawText(QPointF(6, fm.ascent() + 4 + i * line_h), line)
         for i, line in enumerate(reversed(self.bottom_left.splitlines())):
             p.drawText(QPointF(6, h - 6 - fm.descent() - i * line_h), line)

@@ -1,8 +1,9 @@
 """CompareView: the same plane of one Document side by side, each viewport with its own overlays.
 
 Slice, crosshair and window/level are shared through the Document; zoom and pan are linked between the
-viewports (pyqtgraph ViewBox x/y links). Typical use: two engines' heatmaps, or a heatmap next to the
-ground-truth mask.
+viewports (pyqtgraph ViewBox x/y links). Each pane draws the overlays it was given whatever their visibility
+in the layer list. Panes are laid out to fit their number: 2 or 3 side by side, 4 as 2×2. Typical use: two
+engines' heatmaps, or a heatmap next to the ground-truth mask.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from viewer.model.layers import Layer
 from viewer.views.slice_view import SliceView
 
 
+def pane_position(n: int, count: int) -> tuple[int, int]:
+    """(row, column) of pane ``n`` of ``count``: one row for 2 or 3 panes, 2×2 for 4 (no empty cell)."""
+    return (n // 2, n % 2) if count == 4 else (0, n)
+
+
 class CompareView(QWidget):
-    """2 (one row) or up to 4 (2×2) viewports; ``groups[n]`` are the overlays viewport n shows."""
+    """2 or 3 viewports in a row, or 4 as 2×2; ``groups[n]`` are the overlays viewport n shows."""
 
     hovered = Signal(str)
     annotation_drawn = Signal(object)
@@ -42,7 +48,8 @@ class CompareView(QWidget):
             view.annotation_drawn.connect(self.annotation_drawn)
             view.annotation_edited.connect(self.annotation_edited)
             view.annotation_text_requested.connect(self.annotation_text_requested)
-            grid.addWidget(view, n // 2 if len(groups) > 2 else 0, n % 2 if len(groups) > 2 else n)
+            row, col = pane_position(n, len(groups))
+            grid.addWidget(view, row, col)
             if self.viewports:
                 view.viewbox.setXLink(self.viewports[0].viewbox)
                 view.viewbox.setYLink(self.viewports[0].viewbox)

@@ -63,17 +63,18 @@ class LayerImage:
     resampled per slice (:class:`~viewer.model.geometry.OverlaySampler`).
     """
 
-    def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int, shown: bool = True) -> None:
-        """``shown=False`` keeps the layer hidden in this view whatever its ``visible`` (compare mode)."""
+    def __init__(self, layer: Layer, base: Volume, mapping: SliceMapping, z: int, shown: bool = True,
+                 pinned: bool = False) -> None:
+        """``shown=False`` keeps the layer hidden in this view whatever its ``visible``; ``pinned=True`` draws it
+        whatever its ``visible`` (a compare pane shows the overlay it was given even when the list hides it)."""
         self.layer = layer
         self.shown = shown
+        self.pinned = pinned
         self.mapping = mapping
-        order = 1 if isinstance(layer, HeatmapLayer) else 0
-        self.sampler = OverlaySampler(base, layer.volume, mapping, order=order, fill=np.nan if order else 0)
-        self.native = not self.sampler.same_grid and self.sampler.axis_parallel
+        self._base = base
         self.item = SmoothImageItem()
-        self.item.smooth = self.native and order == 1
         self.item.setZValue(z)
+        self._make_sampler()
         rows, cols = mapping.screen_shape
         pw, ph = mapping.pixel_size
         self._full_rect = QRectF(0, 0, cols * pw, rows * ph)
@@ -83,20 +84,35 @@ class LayerImage:
         self._raw: np.ndarray | None = None
         layer.events.connect(self._on_layer_event)
 
+    def _make_sampler(self) -> None:
+        order = 1 if isinstance(self.layer, HeatmapLayer) else 0
+        self.sampler = OverlaySampler(self._base, self.layer.volume, self.mapping, order=order,
+                                      fill=np.nan if order else 0)
+        self.native = not self.sampler.same_grid and self.sampler.axis_parallel
+        self.item.smooth = self.native and order == 1
+
     def disconnect(self) -> None:
         self.layer.events.disconnect(self._on_layer_event)
 
     def _on_layer_event(self, info) -> None:  # psygnal EmissionInfo
         name = info.signal.name
-        if name in ("volume",):
-            return
-        if name == "window" or name in ("colormap", "value_range", "threshold", "outline"):
+        if name == "volume":  # a query layer answering a new query: its map may lie on another grid
+            self._make_sampler()
+            slice_index, self._slice = self._slice, None
+            if slice_index is not None:
+                self.show_slice(slice_index)
+        elif name == "window" or name in ("colormap", "value_range", "threshold", "outline"):
             self._render()
         else:
             self._apply_visibility()
 
+    @property
+    def drawn(self) -> bool:
+        """Whether this view draws the layer now (its visibility, or pinned in a compare pane)."""
+        return self.shown and (self.pinned or bool(self.layer.visible))
+
     def _apply_visibility(self) -> None:
-        self.item.setVisible(bool(self.layer.visible) and self.shown)
+        self.item.setVisible(self.drawn)
         self.item.setOpacity(float(self.layer.opacity))
 
     def show_slice(self, slice_index: int) -> None:

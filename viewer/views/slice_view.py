@@ -123,8 +123,9 @@ class SliceView(QWidget):
 
     def __init__(self, document: Document, plane: str, parent: QWidget | None = None,
                  only_layers: set[int] | None = None) -> None:
-        """``only_layers``: ids (``id(layer)``) of the overlays this view may show; None = all (compare mode
-        gives each view its own set; the base image is always shown)."""
+        """``only_layers``: ids (``id(layer)``) of the overlays this view shows; None = all visible layers. A compare
+        pane gets its own set and draws those overlays even when the layer list hides them (the base image is
+        always shown)."""
         super().__init__(parent)
         self.document = document
         self.plane = plane
@@ -173,7 +174,8 @@ class SliceView(QWidget):
             self.viewbox.removeItem(li.item)
         base = self.document.base
         self._mapping = SliceMapping.for_volume(base, self.plane)
-        self.layer_images = [LayerImage(layer, base, self._mapping, z, shown=self.shows(layer))
+        self.layer_images = [LayerImage(layer, base, self._mapping, z, shown=self.shows(layer),
+                                        pinned=self.pins(layer))
                              for z, layer in enumerate(self.document.layers)]
         for li in self.layer_images:
             self.viewbox.addItem(li.item)
@@ -184,8 +186,16 @@ class SliceView(QWidget):
         self._refresh()
 
     def shows(self, layer) -> bool:
-        """Whether this view draws ``layer`` (when it is visible)."""
+        """Whether this view may draw ``layer`` (when it is visible, or pinned)."""
         return self.only_layers is None or layer is self.document.base_layer or id(layer) in self.only_layers
+
+    def pins(self, layer) -> bool:
+        """Whether this view draws ``layer`` whatever its visibility (the overlays a compare pane was given)."""
+        return self.only_layers is not None and id(layer) in self.only_layers
+
+    def drawn_layers(self) -> list:
+        """The layers this view draws now, bottom first (for legends)."""
+        return [li.layer for li in self.layer_images if li.drawn]
 
     _LIST_SIGNALS = ("inserted", "removed", "moved", "changed", "reordered")
 
@@ -320,8 +330,7 @@ class SliceView(QWidget):
             top_left += "\n" + ", ".join(la.name for la in self.document.layers if id(la) in self.only_layers)
         win = self.document.base_layer.window
         bars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
-                for la in self.document.layers
-                if isinstance(la, HeatmapLayer) and la.visible and self.shows(la)]
+                for la in self.drawn_layers() if isinstance(la, HeatmapLayer)]
         key = (top_left, str(win) if win else "", [(id(b.lut), b.low, b.high, b.title, b.units) for b in bars])
         if key == self._texts_key:
             return

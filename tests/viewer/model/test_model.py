@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from viewer.model import Document, HeatmapLayer, ImageLayer, Volume, WindowLevel, auto_window
-from viewer.model.colormaps import apply, indexed_lut, label_lut, lut, to_indices
+from viewer.model.colormaps import (
+    blend_over,
+    heatmap_rgba,
+    indexed_lut,
+    label_lut,
+    labels_rgba,
+    lut,
+    to_indices,
+)
 from viewer.model.window_level import PRESETS, default_window
 
 
@@ -78,8 +86,9 @@ def test_colormaps():
     assert lut("inferno").shape == (256, 4)
     assert tuple(lut("grey")[255]) == (255, 255, 255, 255)
     assert label_lut()[0, 3] == 0 and label_lut()[4, 3] == 255
-    rgba = apply(np.array([0.0, 1.0, np.nan]), "grey", 0, 1)
+    rgba = heatmap_rgba(np.array([0.0, 1.0, np.nan]), "grey", (0, 1))
     assert tuple(rgba[0]) == (0, 0, 0, 255) and tuple(rgba[1]) == (255, 255, 255, 255) and rgba[2, 3] == 0
+    assert labels_rgba(np.array([0, 1]), opacity=0.5)[:, 3].tolist() == [0, 128]
 
 
 def test_heatmap_indices_match_the_colour_map():
@@ -91,5 +100,13 @@ def test_heatmap_indices_match_the_colour_map():
     table = indexed_lut("inferno")
     assert table[0, 3] == 0 and (table[1:, 3] == 255).all()
     assert (table[1] == lut("inferno")[0]).all() and (table[255] == lut("inferno")[255]).all()
-    rgba = apply(v[1:4], "inferno", 0.0, 1.0)  # the RGBA path (exports) agrees to within one table step
-    assert np.abs(table[to_indices(v[1:4], 0.0, 1.0)].astype(int) - rgba.astype(int)).max() <= 4
+    rgba = heatmap_rgba(v, "inferno", (0.0, 1.0), threshold=0.25, opacity=0.4)  # exports and `lucent infer`
+    assert (rgba[..., :3] == table[to_indices(v, 0.0, 1.0, 0.25), :3]).all()
+    assert rgba[..., 3].tolist() == [0, 0, 102, 102, 102, 0, 0, 0, 0]
+
+
+def test_blend_over_keeps_the_film_under_a_translucent_map():
+    film = np.full((1, 2, 3), 200, np.uint8)
+    rgba = np.array([[[0, 0, 0, 0], [0, 0, 0, 102]]], np.uint8)
+    out = blend_over(film, rgba)
+    assert out[0, 0].tolist() == [200, 200, 200] and out[0, 1].tolist() == [120, 120, 120]
