@@ -37,7 +37,6 @@ from engines.base import Cancelled, Engine, EngineError, EngineResult, Overlay
 from viewer.model.volume import Volume
 
 PROG = "lucent"
-OVERLAY_ALPHA = 0.5
 
 
 class UsageError(Exception):
@@ -172,28 +171,26 @@ def resample_to_grid(overlay: Volume, base: Volume, nearest: bool) -> np.ndarray
 def render_png(base: Volume, overlay: Overlay, path: Path) -> Path:
     """Write ``overlay`` colour-mapped and blended over the 2D ``base`` image as PNG, with a legend strip.
 
-    Heatmaps: opacity grows with the value (0 at the low end of ``value_range``, 0.6 at the top), so the
-    image stays readable where the map is low. Masks: label colours at opacity 0.5. A 28 px strip below
-    the image shows the colour bar with its range and legend text (labels: the label names).
+    Coloured exactly as the viewer shows it at first (:func:`viewer.model.colormaps.heatmap_rgba` with
+    :func:`viewer.model.presentation.map_presentation`): heatmaps transparent below the engine's threshold and
+    at opacity 0.4 above it through a perceptual colour map; masks in label colours at opacity 0.5. A 28 px
+    strip below the image shows the colour bar with its range and legend text (labels: the label names).
     """
     from PIL import Image, ImageDraw
 
     from viewer.model import colormaps
+    from viewer.model.presentation import MASK_OPACITY, map_presentation
 
-    img = _grey_uint8(base).astype(np.float32)
     is_mask = overlay.kind == "mask"
     values = resample_to_grid(overlay.volume, base, nearest=is_mask)
-    lo, hi = (float(v) for v in overlay.value_range)
-    name = overlay.colormap if overlay.colormap in colormaps.CONTINUOUS else "inferno"
+    shown = map_presentation(overlay.colormap, overlay.value_range, overlay.threshold)
+    lo, hi = shown.value_range
+    name = shown.colormap
     if is_mask:
-        idx = np.clip(np.nan_to_num(values), 0, 255).astype(np.uint8)
-        rgba = colormaps.lut("labels")[idx]
-        alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * OVERLAY_ALPHA
+        rgba = colormaps.labels_rgba(values, MASK_OPACITY)
     else:
-        rgba = colormaps.apply(values, name, lo, hi)
-        t = np.clip(np.nan_to_num((values - lo) / (hi - lo) if hi > lo else values * 0, nan=0.0), 0, 1)
-        alpha = (t * 0.6)[..., None].astype(np.float32)
-    out = img * (1 - alpha) + rgba[..., :3].astype(np.float32) * alpha
+        rgba = colormaps.heatmap_rgba(values, name, shown.value_range, shown.threshold, shown.opacity)
+    out = colormaps.blend_over(_grey_uint8(base), rgba)
     h, w = out.shape[:2]
     canvas = Image.new("RGB", (w, h + 28), (0, 0, 0))
     canvas.paste(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB"), (0, 0))
