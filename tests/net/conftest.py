@@ -6,6 +6,7 @@ It holds the shared 20-slice CT series (with the study/series UIDs and test pati
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def scp_port() -> int:
 def orthanc(tmp_path_factory, shared_data: Path, ct_files: list[Path], scp_port: int):
     """A running Orthanc with the test studies uploaded; stopped after the session."""
     why = orthanc_missing()
+    if why and os.environ.get("LUCENT_REQUIRE_ORTHANC"):  # CI (.ci/run): a missing Orthanc is a failure
+        pytest.fail(why)
     if why:
         pytest.skip(why)
     server = OrthancServer.start(tmp_path_factory.mktemp("orthanc"), {"lucent": (CALLING_AE, scp_port)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -60,7 +61,8 @@ class OrthancServer:
 
     @classmethod
     def start(cls, folder: Path, modalities: dict[str, tuple[str, int]] | None = None,
-              timeout_s: float = 30.0) -> OrthancServer:
+              timeout_s: float = 30.0, env: dict[str, str] | None = None) -> OrthancServer:
+        """Write the config into ``folder`` and start Orthanc (``env``: extra environment variables)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         server = cls(folder, free_port(), free_port(), dict(modalities or {}))
@@ -94,7 +96,7 @@ class OrthancServer:
         (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - handed to the process
         server.process = subprocess.Popen(["Orthanc", str(folder / "orthanc.json")], stdout=log, stderr=log,
-                                          cwd=folder)
+                                          cwd=folder, env={**os.environ, **(env or {})})
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -159,12 +161,14 @@ class OrthancServer:
 CT_PATIENT = ("Lucent^Test", "LUCENT-0001", "19700101", "ACC-20221208", "CT abdomen (test)")
 
 
-def prepare_ct_series(src: Path, out: Path, n_slices: int | None = None, seed: str = "lucent-test") -> Path:
+def prepare_ct_series(src: Path, out: Path, n_slices: int | None = None, seed: str = "lucent-test",
+                      uncompressed: bool = False) -> Path:
     """Copy the shared CT series into ``out`` as a PACS would hold it: the shared files carry no study,
     series or SOP class UIDs, so those are filled in (deterministic from ``seed``) with a test patient.
 
     With ``n_slices`` larger than the source, real slices are repeated 2 mm apart (as bench_load does) with
-    new SOPInstanceUIDs; the J2K pixel data are copied as they are (never decoded).
+    new SOPInstanceUIDs; the J2K pixel data are copied as they are (never decoded), unless ``uncompressed``
+    (then decoded once and stored as explicit VR little endian).
     """
     import pydicom
     from pydicom.uid import generate_uid
@@ -172,15 +176,23 @@ def prepare_ct_series(src: Path, out: Path, n_slices: int | None = None, seed: s
     out.mkdir(parents=True, exist_ok=True)
     srcs = [pydicom.dcmread(p) for p in sorted(Path(src).iterdir())]
     srcs.sort(key=lambda d: float(d.ImagePositionPatient[2]))
+    if uncompressed:
+        from pydicom.uid import ExplicitVRLittleEndian
+
+        for ds in srcs:
+            ds.PixelData = ds.pixel_array.astype(ds.pixel_array.dtype).tobytes()
+            ds["PixelData"].VR = "OW"
+            ds["PixelData"].is_undefined_length = False
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     n = n_slices or len(srcs)
     study_uid = generate_uid(entropy_srcs=[seed, "study"])
-    series_uid = generate_uid(entropy_srcs=[seed, "series", str(n)])
+    series_uid = generate_uid(entropy_srcs=[seed, "series", str(n), str(uncompressed)])
     z0 = float(srcs[0].ImagePositionPatient[2])
     name, pid, birth, accession, description = CT_PATIENT
     for k in range(n):
         ds = srcs[k % len(srcs)]
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = generate_uid(entropy_srcs=[seed, "sop", str(n), str(k)])
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[seed, "sop", str(n), str(uncompressed), str(k)])
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, birth
