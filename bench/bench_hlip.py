@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import engine_run_info, gpu_throughput, latency, once, print_latency, stats, write_json  # noqa: E402
+from engines.common.text import load_text_encoder  # noqa: E402
 from engines.hlip.engine import HLIPEngine  # noqa: E402
-from engines.radzero.text import load_text_encoder  # noqa: E402
 from viewer.model.volume import Volume  # noqa: E402
 
 QUERIES = ("glioma", "enhancing tumour in the left hemisphere", "intracranial hemorrhage", "oedema",

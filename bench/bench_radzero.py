@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_multires_cxr import radiograph_512  # noqa: E402
 from bench.common import engine_run_info, gpu_throughput, latency, once, print_latency, stats, write_json  # noqa: E402
+from engines.common.text import load_text_encoder  # noqa: E402
 from engines.radzero.engine import RadZeroEngine  # noqa: E402
 from engines.radzero.model import CONFIGS, build  # noqa: E402
-from engines.radzero.text import load_text_encoder  # noqa: E402
 from viewer.model.volume import Volume  # noqa: E402
 
 QUERIES = ("consolidation", "pleural effusion", "left lower lobe opacity", "ground-glass opacity",

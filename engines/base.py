@@ -12,63 +12,52 @@ import json
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
+from engines.errors import Cancelled, EngineError
+from engines.result import EngineResult, OutputKind, Overlay
 from viewer.model.volume import Volume
 
-OutputKind = Literal["saliency", "mask", "similarity", "scores"]
+__all__ = ["Cancelled", "Engine", "EngineError", "EngineResult", "OutputKind", "Overlay", "RunState",
+           "ShippedWeightsEngine", "Step", "StudyRun", "finite_or_raise", "weights_root"]
+
 ProgressFn = Callable[[float, str], None]
 CancelledFn = Callable[[], bool]
 
 
-class EngineError(RuntimeError):
-    """A problem the user can understand and act on (wrong modality, bad weights…). Plain words."""
-
-
-class Cancelled(Exception):
-    """Raised inside ``run`` when ``cancelled()`` became true; the job adds nothing."""
-
-
 @dataclass
-class Overlay:
-    """One output map on its own grid.
+class RunState:
+    """What one run carries from step to step (see :meth:`Engine.run_steps`)."""
 
-    Attributes:
-        name: short output name ("saliency · Effusion"); the app prefixes the engine title.
-        kind: "saliency", "mask" or "similarity".
-        volume: the map with its own affine (voxel (i, j, k) → patient LPS mm), possibly coarser than the input.
-        value_range: (low, high) for the colour bar.
-        colormap: suggested colour map name ("inferno", "jet", "labels"…).
-        legend: colour-bar text, e.g. "Grad-CAM (a.u.)"; units: value units ("probability", "cosine").
-        label_names: for masks, value → name.
-        visible: whether the layer starts shown (secondary maps may start hidden, e.g. under a mask).
-        threshold: values below it are drawn transparent (None: every value is coloured).
-    """
-
-    name: str
-    kind: OutputKind
-    volume: Volume
-    value_range: tuple[float, float] = (0.0, 1.0)
-    colormap: str = "inferno"
-    legend: str = ""
-    units: str = ""
-    label_names: dict[int, str] = field(default_factory=dict)
-    visible: bool = True
-    threshold: float | None = None
-
-
-@dataclass
-class EngineResult:
-    """What a run produced: overlays plus class scores (name → probability in [0, 1])."""
-
-    overlays: list[Overlay] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)
+    volumes: list[Volume]
+    query: str | None
+    model: Any = None
+    inputs: Any = None
+    outputs: Any = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def volume(self) -> Volume:
+        """The first (for one-scan engines: the only) scan."""
+        return self.volumes[0]
+
+
+class Step:
+    """Progress and cancellation inside a step: ``step(f, msg)`` reports ``f`` ∈ [0, 1] of the step mapped into
+    the run's ``[start, end]`` range, after raising :class:`Cancelled` when the user cancelled."""
+
+    def __init__(self, progress: ProgressFn, cancelled: CancelledFn, start: float, end: float) -> None:
+        self.progress, self.cancelled, self.start, self.end = progress, cancelled, start, end
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if self.cancelled():
+            raise Cancelled()
+        self.progress(self.start + (self.end - self.start) * min(1.0, max(0.0, fraction)), message)
 
 
 def _no_progress(fraction: float, message: str = "") -> None:
@@ -80,7 +69,9 @@ def _never() -> bool:
 
 
 class Engine(ABC):
-    """Base class of every engine. Subclasses set the class attributes and implement :meth:`run`."""
+    """Base class of every engine. Subclasses set the class attributes and implement the steps of the
+    :meth:`run_steps` template (:meth:`load`, :meth:`preprocess`, :meth:`forward`, :meth:`postprocess`; and
+    :meth:`check_input` when they check more than modality, dimensionality and emptiness)."""
 
     id: ClassVar[str]
     title: ClassVar[str]
@@ -108,15 +99,81 @@ class Engine(ABC):
         if volume.array.size == 0:
             raise EngineError("The image is empty.")
 
-    @abstractmethod
     def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
             progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """Run on ``volume``; see the module docstring for the progress/cancel contract."""
+        """Run on ``volume``; see the module docstring for the progress/cancel contract and :meth:`run_steps`."""
+        return self.run_steps([volume], query, device, progress, cancelled)
 
-    def run_study(self, volumes: list[Volume], query: str | None = None, device: str = "cpu",
+    def run_study(self, volumes: Sequence[Volume], query: str | None = None, device: str = "cpu",
                   progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
         """Several scans of one study (e.g. FLAIR + T1c). Engines that read only one scan use the first."""
-        return self.run(volumes[0], query, device, progress, cancelled)
+        if not self.multi_scan:
+            return self.run(volumes[0], query, device, progress, cancelled)
+        return self.run_steps(list(volumes), query, device, progress, cancelled)
+
+    # ---- the template: check → load → preprocess → forward → postprocess ---------------------------------
+    def run_steps(self, volumes: list[Volume], query: str | None, device: str, progress: ProgressFn,
+                  cancelled: CancelledFn) -> EngineResult:
+        """The one run sequence of every engine; subclasses fill in the steps, not the sequence.
+
+        1. :meth:`check_input` on every scan; 2. :meth:`load` the weights; 3. :meth:`preprocess` (CPU, numpy);
+        4. :meth:`forward` on the chosen device under the one out-of-memory policy
+        (:func:`engines.device.run_with_oom_fallback`: CUDA out of memory → the same step again on the CPU, with a
+        note; CPU out of memory → a plain :class:`EngineError`); 5. :meth:`postprocess` into an
+        :class:`EngineResult`. ``cancelled()`` is polled between the steps (and inside them, through
+        :class:`Step`); the model goes back to the CPU after the forward step whatever happens.
+        """
+        if not volumes:
+            raise EngineError(f"{self.title} needs at least one image.")
+        progress(0.0, "checking the input")
+        for v in volumes:
+            self.check_input(v)
+        self.check_cancelled(cancelled)
+        progress(0.05, "loading weights")
+        state = RunState(volumes=list(volumes), query=query.strip() if query and query.strip() else None,
+                         model=self.load())
+        self.check_cancelled(cancelled)
+        progress(0.1, "preparing the input")
+        state.inputs = self.preprocess(state)
+        self.check_cancelled(cancelled)
+        from engines.device import pick_device, run_with_oom_fallback
+
+        step = Step(progress, cancelled, 0.2, 0.9)
+
+        def attempt(dev: Any) -> Any:
+            try:
+                return self.forward(state, dev, step)
+            finally:
+                to_cpu = getattr(state.model, "to", None)
+                if to_cpu is not None:
+                    to_cpu("cpu")
+
+        state.outputs = run_with_oom_fallback(attempt, pick_device(device, state.notes.append), state.notes.append)
+        self.check_cancelled(cancelled)
+        progress(0.9, "building the results")
+        result = self.postprocess(state)
+        result.notes[:0] = state.notes
+        progress(1.0, "done")
+        return result
+
+    def load(self) -> Any:
+        """The model (loaded once); engines without weights return None."""
+        return None
+
+    def preprocess(self, state: RunState) -> Any:
+        """The network input(s) of ``state.volumes`` (after :meth:`check_input`); CPU work only."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither run() nor preprocess()")
+
+    def forward(self, state: RunState, device: Any, step: Step) -> Any:
+        """Run ``state.model`` on ``state.inputs`` on ``device`` (a torch.device); return CPU results.
+
+        May run twice (CUDA out of memory, then the CPU): keep nothing half-made between calls.
+        """
+        raise NotImplementedError(f"{type(self).__name__} implements neither run() nor forward()")
+
+    def postprocess(self, state: RunState) -> EngineResult:
+        """Overlays (on their own grids, with their affines) and scores from ``state.outputs``."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither run() nor postprocess()")
 
     @staticmethod
     def check_cancelled(cancelled: CancelledFn) -> None:

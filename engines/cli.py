@@ -2,7 +2,7 @@
 
     lucent infer --list-engines [--json]
     lucent infer --engine ID --input PATH [PATH...] --output DIR [--query TEXT] [--device auto|cpu|cuda]
-                 [--weights FILE]
+                 [--weights FILE] [--study]
     lucent convert-weights IN.pt OUT.safetensors [--strip-prefix PREFIX] [--fp16]
 
 (also ``python -m engines.cli infer ...``). ``infer`` writes, per input, ``DIR/<name>/<overlay>.nii.gz``
@@ -15,7 +15,13 @@ Scale-out: under ``torchrun`` (``WORLD_SIZE``/``RANK`` set) each rank takes ``in
 ``cuda:LOCAL_RANK`` when on CUDA, writes ``scores.rank<r>.csv``; a gloo process group is created only for
 the final barrier, after which rank 0 merges the per-rank CSVs into ``scores.csv``.
 
-Readers (:mod:`viewer.io`) and Pillow are imported lazily, so the module imports with torch + numpy only.
+``--study`` reads all inputs as the scans of one study (multi-scan engines such as hlip). PNG overlays are
+sampled onto the image by the viewer's own resampler (:class:`viewer.model.geometry.OverlaySampler`).
+``python -m engines.<id>.infer`` is this command for one engine (:func:`engine_main`).
+
+This module is the engines' file front-end: the one engine module that reads and writes image files, through
+:mod:`viewer.io` (the import-linter contract names it as the exception). Readers (:mod:`viewer.io`) and Pillow
+are imported lazily, so the module imports with torch + numpy only.
 """
 
 from __future__ import annotations
@@ -140,32 +146,17 @@ def _grey_uint8(volume: Volume) -> np.ndarray:
 
 
 def resample_to_grid(overlay: Volume, base: Volume, nearest: bool) -> np.ndarray:
-    """``overlay``'s first slice sampled at every pixel of 2D ``base`` through both affines.
+    """``overlay`` sampled at every pixel of the 2D ``base`` image by the viewer's own resampler.
 
-    Returns ``[H, W]`` float32, NaN outside the overlay. Bilinear for maps, nearest for labels; voxel
-    centres at integer indices on both grids.
+    :class:`viewer.model.geometry.OverlaySampler` on the base's native slice (rows and columns in array order):
+    nearest for labels, bilinear for maps, voxel centres at integer indices on both grids — so the PNG shows
+    the overlay where the viewer draws it. Returns ``[H, W]`` float32, NaN outside the overlay.
     """
-    h, w = base.shape3d[1:]
-    m = np.linalg.inv(overlay.affine) @ base.affine  # base index (i, j, k, 1) → overlay index
-    jj, ii = np.mgrid[0:h, 0:w].astype(np.float64)
-    u = m[0, 0] * ii + m[0, 1] * jj + m[0, 3]
-    v = m[1, 0] * ii + m[1, 1] * jj + m[1, 3]
-    src = overlay.data3d[0].astype(np.float32)
-    oh, ow = src.shape[:2]
-    inside = (u >= -0.5) & (u <= ow - 0.5) & (v >= -0.5) & (v <= oh - 0.5)
-    if nearest:
-        ui = np.clip(np.rint(u), 0, ow - 1).astype(int)
-        vi = np.clip(np.rint(v), 0, oh - 1).astype(int)
-        out = src[vi, ui]
-    else:
-        uc, vc = np.clip(u, 0, ow - 1), np.clip(v, 0, oh - 1)
-        u0, v0 = np.floor(uc).astype(int), np.floor(vc).astype(int)
-        u1, v1 = np.minimum(u0 + 1, ow - 1), np.minimum(v0 + 1, oh - 1)
-        fu, fv = (uc - u0).astype(np.float32), (vc - v0).astype(np.float32)
-        top = src[v0, u0] * (1 - fu) + src[v0, u1] * fu
-        bottom = src[v1, u0] * (1 - fu) + src[v1, u1] * fu
-        out = top * (1 - fv) + bottom * fv
-    return np.where(inside, out, np.nan).astype(np.float32)
+    from viewer.model.geometry import OverlaySampler, SliceMapping
+
+    mapping = SliceMapping.for_volume(base, "native")
+    sampler = OverlaySampler(base, overlay, mapping, order=0 if nearest else 1, fill=float("nan"))
+    return np.asarray(sampler.sample(0), dtype=np.float32)
 
 
 def render_png(base: Volume, overlay: Overlay, path: Path) -> Path:
@@ -223,6 +214,8 @@ def _infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", metavar="TEXT", help="text finding for engines that take one")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--weights", metavar="FILE", help="your own .safetensors weights instead of the shipped ones")
+    p.add_argument("--study", action="store_true", help="read all inputs as the scans of ONE study (engines "
+                   "that read several scans together, e.g. hlip); output in DIR/<first input>/")
     return p
 
 
@@ -338,7 +331,11 @@ def infer(args: argparse.Namespace, stream: IO[str] | None = None) -> int:
         raise UsageError(f"engine {engine.id} does not take a text query")
     rank, world, local_rank = _dist_env()
     names = _unique_names(args.input)
-    mine = list(zip(args.input, names, strict=True))[rank::world]
+    if args.study:  # one job: every input is a scan of the same study
+        jobs = [(list(args.input), names[0])]
+    else:
+        jobs = [([p], n) for p, n in zip(args.input, names, strict=True)]
+    mine = jobs[rank::world]
     out_root = Path(args.output)
     out_root.mkdir(parents=True, exist_ok=True)
     configure_threads(gui=False)
@@ -354,23 +351,30 @@ def infer(args: argparse.Namespace, stream: IO[str] | None = None) -> int:
     bar = TextProgress(len(mine), err, prefix=prefix)
     rows: list[dict[str, Any]] = []
     failures = 0
-    for index, (path, name) in enumerate(mine):
-        label = Path(path).name
+    for index, (paths, name) in enumerate(mine):
+        path = paths[0]
+        label = Path(path).name + (f" (+{len(paths) - 1} scans)" if len(paths) > 1 else "")
         t0 = time.perf_counter()
         try:
             from viewer.io import load_volume
 
             bar.update(index, 0.0, label, "loading")
-            volume = load_volume(path)
+            volumes = [load_volume(p) for p in paths]
+            volume = volumes[0]
 
-            def attempt(dev: Any, index: int = index, label: str = label, volume: Volume = volume) -> EngineResult:
-                return engine.run(volume, args.query, device=str(dev),
-                                  progress=lambda f, m="": bar.update(index, f, label, m))
+            def attempt(dev: Any, index: int = index, label: str = label,
+                        volumes: list[Volume] = volumes) -> EngineResult:
+                def report(f: float, m: str = "") -> None:
+                    bar.update(index, f, label, m)
+
+                if len(volumes) > 1:
+                    return engine.run_study(volumes, args.query, device=str(dev), progress=report)
+                return engine.run(volumes[0], args.query, device=str(dev), progress=report)
 
             notes: list[str] = []
             result = run_with_oom_fallback(attempt, device, notes.append)
             result.notes.extend(notes)
-            meta = {"input": str(path), "engine": engine.id, "engine_title": engine.title,
+            meta = {"input": str(path), **({"scans": list(map(str, paths))} if len(paths) > 1 else {}), "engine": engine.id, "engine_title": engine.title,
                     "query": args.query or "", "device": str(device), "rank": rank,
                     "elapsed_s": round(time.perf_counter() - t0, 3)}
             write_outputs(volume, result, out_root / name, meta)
@@ -460,8 +464,39 @@ def convert_weights(args: argparse.Namespace, stream: IO[str] | None = None) -> 
     if rep.skipped:
         out.write(f"skipped {len(rep.skipped)} non-tensor entries: {', '.join(rep.skipped[:5])}"
                   f"{' …' if len(rep.skipped) > 5 else ''}\n")
+    if rep.vocab is not None:
+        out.write(f"copied the tokenizer vocabulary to {rep.vocab}\n")
     out.write(f"sha256 {rep.sha256}\n")
     return 0
+
+
+# ---- python -m engines.<id>.infer -------------------------------------------------------------------
+def engine_main(engine_id: str, argv: Sequence[str] | None = None, study: bool = False) -> int:
+    """``python -m engines.<id>.infer INPUT... [--out DIR] [--query TEXT]... [--weights W] [--device D]``.
+
+    The same as ``lucent infer --engine <id> --input INPUT... --output DIR`` (files and exit status as there);
+    ``study`` reads all inputs as the scans of one study; each ``--query`` runs once, into ``DIR/<query>/``.
+    """
+    p = argparse.ArgumentParser(prog=f"python -m engines.{engine_id}.infer",
+                                description=f"Run {engine_id} on files (= {PROG} infer --engine {engine_id}).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", default=f"{engine_id}_out", metavar="DIR")
+    p.add_argument("--query", action="append", default=[], metavar="TEXT")
+    p.add_argument("--weights", metavar="FILE")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    a = p.parse_args(None if argv is None else list(argv))
+    common = ["--engine", engine_id, "--input", *a.inputs, "--device", a.device,
+              *(["--weights", a.weights] if a.weights else []), *(["--study"] if study else [])]
+    if not a.query:
+        return main(["infer", *common, "--output", a.out])
+    status = [main(["infer", *common, "--output", str(Path(a.out) / slug(q)), "--query", q]) for q in a.query]
+    return max(status)
+
+
+def main_if_run(module_name: str, engine_id: str, study: bool = False) -> None:
+    """When ``module_name`` is ``"__main__"`` (``python -m engines.<id>.infer``), run :func:`engine_main` and exit."""
+    if module_name == "__main__":
+        sys.exit(engine_main(engine_id, study=study))
 
 
 # ---- entry point -------------------------------------------------------------------------------------

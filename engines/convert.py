@@ -4,7 +4,9 @@ The checkpoint is read with ``torch.load(weights_only=True, map_location="cpu")`
 unpickler that only rebuilds tensors and plain containers, so a malicious checkpoint cannot run code. Plain
 ``pickle`` is never used. The state dict is unwrapped from the usual training wrappers (``state_dict``,
 ``model_state_dict``, ``model``), an optional key prefix is stripped (``module.`` from DDP is stripped when
-every key has it), and the result is written atomically (temporary file + ``os.replace``).
+every key has it), and the result is written atomically (temporary file + ``os.replace``). A tokenizer
+vocabulary (``vocab.txt``) lying beside the checkpoint is copied beside the output as ``<name>.vocab.txt``, where
+engines with the authors' text towers (RadZero's MPNet, HLIP's BERT) read it (:func:`copy_vocab`).
 
     lucent convert-weights IN.pt OUT.safetensors [--strip-prefix PREFIX] [--fp16]
 """
@@ -38,6 +40,22 @@ class ConvertReport:
     parameters: int
     skipped: list[str] = field(default_factory=list)
     unwrapped: list[str] = field(default_factory=list)
+    vocab: Path | None = None
+
+
+def copy_vocab(src: Path, dst: Path) -> Path | None:
+    """Copy ``vocab.txt`` from the checkpoint's folder to ``<dst stem>.vocab.txt`` beside ``dst``; the copy or None.
+
+    The tokenizer of a converted checkpoint's own text tower then travels with it (never downloaded).
+    """
+    import shutil
+
+    vocab = src.parent / "vocab.txt"
+    if not vocab.is_file():
+        return None
+    out = dst.with_name(f"{dst.stem}.vocab.txt")
+    shutil.copyfile(vocab, out)
+    return out
 
 
 def _flatten(obj: Mapping[str, Any], prefix: str, out: dict[str, Any], skipped: list[str]) -> None:
@@ -150,4 +168,4 @@ def convert_checkpoint(src: str | Path, dst: str | Path, strip_prefix: str | Non
             tmp.unlink()
     return ConvertReport(path=dst, sha256=sha256_file(dst), tensors=len(tensors),
                          parameters=sum(t.numel() for t in tensors.values()), skipped=skipped,
-                         unwrapped=unwrapped)
+                         unwrapped=unwrapped, vocab=copy_vocab(src, dst))

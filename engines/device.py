@@ -4,7 +4,7 @@
   "cuda" on a machine without CUDA falls back to the CPU with a notice instead of failing.
 * :func:`run_with_oom_fallback` runs ``fn(device)``; a CUDA out-of-memory error empties the CUDA cache,
   tells the user "GPU out of memory — retrying on CPU" and runs ``fn`` again on the CPU. Out of memory on
-  the CPU becomes a plain :class:`~engines.base.EngineError`. The app never goes down for either.
+  the CPU becomes a plain :class:`~engines.errors.EngineError`. The app never goes down for either.
 * :func:`configure_threads` leaves one core to the GUI thread on small machines.
 
 torch is imported here at module level: import this module lazily (inside a job), not at app start-up.
@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 
 import torch
 
-from engines.base import EngineError
+from engines.errors import EngineError
 
 DevicePreference = Literal["auto", "cpu", "cuda"]
 PREFERENCES: tuple[str, ...] = ("auto", "cpu", "cuda")

@@ -1,6 +1,6 @@
 """Lucent engine: DERMAE dermoscopy classification (melanoma / seborrheic keratosis / nevus) + Grad-CAM.
 
-Qt-free; torch is imported lazily inside :meth:`DermaeEngine.run` so that importing this module (and the
+Qt-free; torch is imported lazily inside the run steps so that importing this module (and the
 registry) stays cheap. The shipped network is the distilled **student** CNN (``model.safetensors``); the ViT
 teacher (``teacher.safetensors``) is shipped for reference and evaluation only.
 
@@ -12,7 +12,7 @@ Saliency overlay geometry
 Grad-CAM is taken on the student's last stage, an ``n × n`` grid (n = S/8). The map is squashed back over the
 whole photo: map pixel (u, v) covers ``W/n × H/n`` photo pixels, so its affine is
 ``volume.affine @ map_to_image_matrix((n, n), (H, W))`` — the pixel-centre mapping of
-:func:`engines.multires_cxr.engine.map_to_image_matrix` (imported, shared by the engines).
+:func:`engines.common.geometry.map_to_image_matrix` (shared by the engines).
 
 When the photo came from a folder laid out like ../shared/data/dermoscopy (``images/ISIC_x.jpg`` beside
 ``masks/ISIC_x_segmentation.png``), the ground-truth lesion mask is added as a comparison layer.
@@ -25,20 +25,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engines.base import (
-    WEIGHTS_ROOT,
-    Cancelled,
-    CancelledFn,
-    EngineError,
-    EngineResult,
-    Overlay,
-    ProgressFn,
-    ShippedWeightsEngine,
-    _never,
-    _no_progress,
-    finite_or_raise,
-)
-from engines.multires_cxr.engine import map_to_image_matrix
+from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, finite_or_raise
+from engines.common.geometry import map_to_image_matrix
+from engines.common.image import unit_map
+from engines.errors import EngineError
+from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 WEIGHTS_DIR = WEIGHTS_ROOT / "dermae"
@@ -82,14 +73,18 @@ class DermaeEngine(ShippedWeightsEngine):
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"Cannot load {path} as DERMAE student weights: {exc}") from exc
 
-    # ---- run ---------------------------------------------------------------------------------------
-    def preprocess(self, volume: Volume) -> np.ndarray:
-        """Check the volume and return its photo as ``uint8 [H, W, 3]``.
+    # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
+    def check_input(self, volume: Volume) -> None:
+        """Base checks, then the photo checks of :meth:`photo` (before any weights are loaded)."""
+        super().check_input(volume)
+        self.photo(volume)
+
+    def photo(self, volume: Volume) -> np.ndarray:
+        """The volume's photo as ``uint8 [H, W, 3]``.
 
         Raises:
-            EngineError: 3D, not colour, wrong modality, empty, too small, NaN/Inf or constant.
+            EngineError: not colour, too small, NaN/Inf or constant.
         """
-        self.check_input(volume)
         if not volume.rgb or volume.array.ndim != 3:
             raise EngineError(f"{self.title} needs a colour (RGB) dermoscopy photo; this image is grey "
                               f"(array shape {tuple(volume.array.shape)}).")
@@ -107,39 +102,32 @@ class DermaeEngine(ShippedWeightsEngine):
             raise EngineError("The photo is constant (one colour); nothing to analyse.")
         return np.ascontiguousarray(a)
 
-    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
-            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """Class probabilities + Grad-CAM overlay (and the lesion mask when found); see the module docstring."""
-        progress(0.0, "checking the photo")
-        photo = self.preprocess(volume)
-        self.check_cancelled(cancelled)
-        progress(0.1, "loading weights")
-        model = self.load()
-        self.check_cancelled(cancelled)
-        import torch
-
+    def preprocess(self, state: RunState) -> tuple[np.ndarray, Any]:
+        """(photo ``uint8 [H, W, 3]``, network input ``[1, 3, S, S]``)."""
         from engines.dermae.data import resize_rgb, to_tensor
 
-        s = int(model.image_size)
-        progress(0.3, f"resizing to {s}×{s}")
-        x = to_tensor(resize_rgb(photo, s)[None])
-        self.check_cancelled(cancelled)
-        progress(0.5, "running the network (Grad-CAM)")
-        notes: list[str] = []
-        dev = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
-        try:
-            logits, cam = self._forward(model, x, dev)
-        except torch.OutOfMemoryError:
-            notes.append(f"Out of GPU memory on {device}; ran on the CPU instead.")
-            logits, cam = self._forward(model, x, torch.device("cpu"))
-        self.check_cancelled(cancelled)
-        progress(0.8, "building overlays")
+        photo = self.photo(state.volume)
+        return photo, to_tensor(resize_rgb(photo, int(state.model.image_size))[None])
+
+    def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, Any]:
+        """(logits ``[1, 3]``, Grad-CAM ``[1, n, n]``) on the CPU."""
+        from engines.dermae.model import grad_cam
+
+        step(0.0, "running the network (Grad-CAM)")
+        logits, cam = grad_cam(state.model.to(device), state.inputs[1].to(device))
+        return logits.float().cpu(), cam.float().cpu()
+
+    def postprocess(self, state: RunState) -> EngineResult:
+        """Class probabilities + Grad-CAM overlay (and the lesion mask when found); see the module docstring."""
+        import torch
+
+        volume, photo = state.volume, state.inputs[0]
+        logits, cam = state.outputs
         probs = torch.softmax(logits.double(), 1)[0].numpy()
         scores = {name: float(p) for name, p in zip(CLASS_NAMES, probs, strict=True)}
         top = int(np.argmax(probs))
-        m = cam[0].numpy().astype(np.float64)
-        lo, hi = float(m.min()), float(m.max())
-        norm = ((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)).astype(np.float32)
+        norm, lo, hi = unit_map(cam[0].numpy())
+        notes: list[str] = []
         if hi <= lo:
             notes.append("Grad-CAM is zero everywhere for this photo (no positive evidence map).")
         h, w = photo.shape[:2]
@@ -150,7 +138,6 @@ class DermaeEngine(ShippedWeightsEngine):
         overlays = [Overlay(name=f"Grad-CAM · {CLASS_NAMES[top]}", kind="saliency", volume=ov,
                             value_range=(0.0, 1.0), colormap="inferno",
                             legend=f"{CLASS_NAMES[top]}: {LEGEND} (p = {probs[top]:.2f})", units="a.u.")]
-        self.check_cancelled(cancelled)
         mask = self._find_mask(volume, (h, w))
         if mask is not None:
             mv = Volume(mask, affine=volume.affine.copy(), modality=volume.modality,
@@ -160,17 +147,7 @@ class DermaeEngine(ShippedWeightsEngine):
                                     colormap="labels", legend="ISIC-2017 lesion segmentation (comparison layer)",
                                     label_names={1: "lesion"}))
         notes.append("Research demo weights, not for clinical use; trained on 450 ISIC-2017 images at 64×64 px.")
-        progress(1.0, "done")
         return EngineResult(overlays=overlays, scores=scores, notes=notes)
-
-    @staticmethod
-    def _forward(model: Any, x: Any, dev: Any) -> tuple[Any, Any]:
-        from engines.dermae.model import grad_cam
-
-        m = model.to(dev)
-        logits, cam = grad_cam(m, x.to(dev))
-        model.to("cpu")
-        return logits.float().cpu(), cam.float().cpu()
 
     @staticmethod
     def _find_mask(volume: Volume, shape: tuple[int, int]) -> np.ndarray | None:
@@ -192,4 +169,4 @@ class DermaeEngine(ShippedWeightsEngine):
         return m if m.shape == shape else None
 
 
-__all__ = ["DermaeEngine", "Cancelled", "map_to_image_matrix"]
+__all__ = ["DermaeEngine", "map_to_image_matrix"]

@@ -13,17 +13,16 @@ ROC AUC per class and their mean (macro AUC), and the confusion matrix.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engines.common.evaluate import evaluate_parser, publish
+from engines.common.train import find_npz
 from engines.dermae.data import CLASSES, SHORT, to_tensor, to_unit
 from engines.dermae.metrics import auc_per_class, balanced_accuracy, confusion, f1_per_class
-from engines.dermae.train import find_npz
 from engines.dermae.weights_io import load_model, read_meta, sha256
-from engines.evaluation import publish
 
 MINORITY = ("melanoma", "seborrheic_keratosis")
 
@@ -59,7 +58,7 @@ def evaluate(weights: Path, data: Path, threads: int = 1) -> dict[str, object]:
     torch.set_num_threads(threads)
     cfg, kind = read_meta(weights)
     model = load_model(weights)
-    d = np.load(find_npz(data, cfg.image_size, "test"))
+    d = np.load(find_npz(data, cfg.image_size, "test", "dermae"))
     y = d["labels"]
     probs = predict(model, kind, d["images"])
     return {"engine": "dermae", "model": kind, "weights": str(weights), "weights_sha256": sha256(weights),
@@ -85,12 +84,7 @@ def format_table(res: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Evaluate DERMAE weights on the held-out split.")
-    ap.add_argument("--weights", type=Path, default=Path("resources/weights/dermae/model.safetensors"))
-    ap.add_argument("--data", type=Path, default=Path("data_prepared/dermae"))
-    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: eval.json next to the weights)")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
+    args = evaluate_parser("dermae", "Evaluate DERMAE weights on the held-out split.").parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
     name = "eval.json" if res["model"] == "student" else f"eval_{res['model']}.json"
     publish(res, "engines.dermae.evaluate", argv, format_table(res), args.out or args.weights.with_name(name))

@@ -5,14 +5,14 @@
 * :func:`f1_per_class`: ``2·TP / (2·TP + FP + FN)`` per class (0 when the class is never true nor predicted
   would be 0/0: returned as NaN);
 * :func:`macro_auc`: one-vs-rest ROC AUC per class, averaged — the AUC itself is
-  :func:`engines.multires_cxr.metrics.roc_auc` (Mann–Whitney, ties ½), imported, not copied.
+  :func:`engines.common.metrics.roc_auc` (Mann–Whitney, ties ½), imported, not copied.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engines.multires_cxr.metrics import roc_auc
+from engines.common.metrics import roc_auc
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -20,7 +20,7 @@ Shapes use ``B`` batch, ``S`` image side, ``C`` classes (3: melanoma, seborrheic
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.common.config import DictConfig
+
 NUM_CLASSES = 3
 
 
 # ---- configs -------------------------------------------------------------------------------------------
 @dataclass
-class DermaeConfig:
+class DermaeConfig(DictConfig):
     """All sizes of the pipeline. ``demo`` trains on a 2-core CPU; ``paper`` is the paper-scale layout."""
 
     name: str = "demo"
@@ -59,15 +61,6 @@ class DermaeConfig:
     student_widths: tuple[int, ...] = (24, 48, 96, 128)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DermaeConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
-        return cls(**kw)
 
 
 CONFIGS: dict[str, DermaeConfig] = {

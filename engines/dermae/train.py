@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engines.common.distributed import finish_distributed, init_distributed
+from engines.common.train import add_run_args, find_npz, warmup_cosine
 from engines.dermae.data import CLASSES, MEAN, STD
 from engines.dermae.model import (
     CONFIGS,
@@ -51,8 +53,6 @@ from engines.dermae.model import (
     kd_loss,
 )
 from engines.dermae.weights_io import load_model, save_weights
-from engines.distributed import finish_distributed, init_distributed
-from engines.training import warmup_cosine
 
 #: default steps per stage for the demo run (2-core CPU, ~15 min in all)
 DEFAULT_STEPS = {"ae": 400, "ldm": 800, "mae": 500, "teacher": 400, "student": 500}
@@ -60,17 +60,9 @@ DEFAULT_BATCH = {"ae": 32, "ldm": 32, "mae": 64, "teacher": 32, "student": 32}
 DEFAULT_LR = {"ae": 2e-3, "ldm": 1e-3, "mae": 1.5e-3, "teacher": 5e-4, "student": 2e-3}
 
 
-def find_npz(data: Path, size: int, side: str) -> Path:
-    """``<data>/<size>/<side>.npz`` or ``<data>/<side>.npz``."""
-    for p in (data / str(size) / f"{side}.npz", data / f"{side}.npz"):
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"no {side}.npz for size {size} under {data}; run engines.dermae.prepare")
-
-
 def load_train(data: Path, size: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real training images ``uint8 [N,S,S,3]`` and labels ``int64 [N]`` (the held-out side is never read)."""
-    d = np.load(find_npz(data, size, "train"))
+    d = np.load(find_npz(data, size, "train", "dermae"))
     return d["images"][:limit], d["labels"][:limit]
 
 
@@ -364,17 +356,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=None, help="override the stage's default steps")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every default step count")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--alpha", type=float, default=0.7)
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--synthetic-per-class", type=int, default=None, help="fixed count instead of balancing")
     ap.add_argument("--no-pretrain", action="store_true", help="teacher from scratch (ablation)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N real training images")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_run_args(ap, lr=None, weight_decay=None)
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args

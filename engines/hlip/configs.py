@@ -11,7 +11,8 @@ from engines.hlip.model import HLIPConfig
 
 _B12 = dict(width=768, depth=12, heads=12)
 _L24 = dict(width=1024, depth=24, heads=16)
-_BERT = dict(text="bert", text_width=768)
+_BERT = dict(text="bert", text_width=768)  # BiomedBERT, context 256
+_CXR_BERT = dict(text="bert", text_width=768, text_context=512)  # CXR-BERT (chest CT), context 512
 _H2 = dict(slice_blocks=(), scan_blocks=(0, 1, 3, 4, 6, 7, 9, 10), study_blocks=(2, 5, 8, 11))
 _H3 = dict(slice_blocks=(0, 3, 6, 9), scan_blocks=(1, 4, 7, 10), study_blocks=(2, 5, 8, 11))
 _SINGLE = dict(slice_blocks=(0, 1, 3, 4, 6, 7, 9, 10), scan_blocks=(2, 5, 8, 11), study_blocks=())
@@ -31,7 +32,7 @@ def _large(slice_scan_study: bool) -> dict:
 
 PAPER_CONFIGS: dict[str, dict] = {
     "clip_vit_base_singlescan_h2_token2744": dict(
-        **_B12, **_BERT, **_SINGLE, input_size=(112, 336, 336), patch_size=(8, 24, 24), max_num_scans=0,
+        **_B12, **_CXR_BERT, **_SINGLE, input_size=(112, 336, 336), patch_size=(8, 24, 24), max_num_scans=0,
         head="cls", embed_dim=512),
     "clip_vit_base_multiscan_h2_token588": dict(
         **_B12, **_BERT, **_H2, input_size=(48, 224, 224), patch_size=(16, 16, 16), max_num_scans=40,
@@ -54,7 +55,7 @@ PAPER_CONFIGS: dict[str, dict] = {
     "clip_vit_large_slice_scan_study_dualdinotxt1568": dict(
         **_L24, **_BERT, **_large(True), **_DUAL, input_size=(48, 224, 224), patch_size=(6, 16, 16)),
     "clip_vit_base_slice_scan_dualdinotxt2744": dict(
-        **_B12, **_BERT, **_SINGLE, **_DUAL, input_size=(112, 336, 336), patch_size=(8, 24, 24)),
+        **_B12, **_CXR_BERT, **_SINGLE, **_DUAL, input_size=(112, 336, 336), patch_size=(8, 24, 24)),
 }
 # the paper's brain-MRI model with the three-level schedule (slice 0,3,6,9 / scan 1,4,7,10 / study 2,5,8,11)
 PAPER_DEFAULT = "clip_vit_base_multiscan_h3_token1176"

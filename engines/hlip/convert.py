@@ -6,8 +6,9 @@ Reads ``.pt``/``.bin`` with ``torch.load(weights_only=True)`` (via :mod:`engines
 ``state_dict``, strips DDP's ``module.``), drops ``text.transformer.embeddings.position_ids`` (old transformers),
 checks every key and shape against the named config with ``strict=True`` and writes safetensors with
 ``config_name`` in the metadata. The attention schedule (h2 vs h3) cannot be read from the file — it comes from
-``--config`` (hlip_spec pitfall 1). The result loads in :func:`engines.hlip.weights_io.load_model`; the app
-only runs MiniLM-text weights (no BiomedBERT tokenizer offline).
+``--config`` (hlip_spec pitfall 1). The result loads in :func:`engines.hlip.weights_io.load_model`. The BERT text
+tower needs its WordPiece vocabulary (BiomedBERT's, or CXR-BERT's for the chest-CT models): a ``vocab.txt`` beside
+IN is copied to ``OUT.vocab.txt``; otherwise put the tokenizer's ``vocab.txt`` there by hand (never downloaded).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def convert(src: Path, dst: Path, config: str, fp16: bool = False) -> dict[str, 
     """Convert ``src`` → ``dst`` for ``config``; :class:`EngineError` naming the first misfit key."""
     from safetensors.torch import save_file
 
-    from engines.convert import extract_state_dict
+    from engines.convert import copy_vocab, extract_state_dict
     from engines.weights import load_safetensors, read_header
 
     try:
@@ -44,7 +45,8 @@ def convert(src: Path, dst: Path, config: str, fp16: bool = False) -> dict[str, 
     load_into(model, {k: v.to("meta") for k, v in sd.items()}, src)  # strict key/shape check only
     out = {k: (v.to(torch.float16) if fp16 and v.is_floating_point() else v).contiguous().clone() for k, v in sd.items()}
     save_file(out, str(dst), metadata={"format": "pt", "config_name": config, "source": src.name})
-    return {"tensors": len(out), "sha256": sha256_file(dst), "config": config}
+    vocab = copy_vocab(src, dst)
+    return {"tensors": len(out), "sha256": sha256_file(dst), "config": config, "vocab": str(vocab) if vocab else None}
 
 
 def main(argv: list[str] | None = None) -> None:

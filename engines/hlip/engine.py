@@ -1,6 +1,6 @@
 """Lucent engine: HLIP — 3D study-level language–image model (zero-shot class scores + 3D similarity heatmap).
 
-Qt-free; torch and the sentence encoder are imported lazily inside :meth:`HLIPEngine.run`.
+Qt-free; torch and the text side are imported lazily inside the run steps.
 
 What it does for an open 3D study (MR / CT / OT volume, or several co-registered scans via :meth:`run_study`):
 
@@ -30,7 +30,7 @@ voxel index::
 
 (voxel centres at integers, grid edges aligned). The overlay affine is therefore
 ``volume.affine @ M`` with ``M = [[s_i,0,0,(s_i−1)/2],[0,s_j,0,(s_j−1)/2],[0,0,s_k,(s_k−1)/2],[0,0,0,1]]``
-(:func:`token_to_voxel_matrix`). In depth the nearest-exact resampling makes this exact up to ±½ input slice.
+(:func:`engines.common.geometry.token_to_voxel_matrix`). In depth the nearest-exact resampling makes this exact up to ±½ input slice.
 
 Caching: the image side (patch features + image embedding) is cached per volume (BLAKE2 of the array bytes,
 shape, dtype and affine, plus the weights file), so a second query on the same study costs only the text side.
@@ -47,19 +47,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engines.base import (
-    WEIGHTS_ROOT,
-    CancelledFn,
-    EngineError,
-    EngineResult,
-    Overlay,
-    ProgressFn,
-    ShippedWeightsEngine,
-    _never,
-    _no_progress,
-    finite_or_raise,
-)
+from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, finite_or_raise
+from engines.common.geometry import token_to_voxel_matrix
+from engines.errors import EngineError
 from engines.hlip import reports
+from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 WEIGHTS_DIR = WEIGHTS_ROOT / "hlip"
@@ -69,21 +61,6 @@ REFERENCE_CLASS = "No significant abnormalities"
 CONTRAST_LEGEND = "cos(patch, query) − cos(patch, “no significant abnormalities”) — HLIP similarity contrast"
 MIN_SLICES = 2
 MIN_SIDE = 16
-
-
-def token_to_voxel_matrix(grid: tuple[int, int, int], scan_shape: tuple[int, int, int]) -> np.ndarray:
-    """4×4 matrix taking a token index (u, v, w, 1) = (column, row, slice) to the input voxel index (i, j, k, 1).
-
-    Args:
-        grid: token grid ``(D', H', W')``.
-        scan_shape: input scan ``(K, J, I)``.
-    """
-    m = np.eye(4)
-    for ax, (n_tok, n_vox) in enumerate(zip(grid[::-1], scan_shape[::-1], strict=True)):  # i, j, k
-        s = n_vox / n_tok
-        m[ax, ax] = s
-        m[ax, 3] = 0.5 * s - 0.5
-    return m
 
 
 def volume_key(volume: Volume) -> str:
@@ -134,110 +111,111 @@ class HLIPEngine(ShippedWeightsEngine):
         self.cache_size = cache_size
         self._cache: OrderedDict[str, ImageFeatures] = OrderedDict()
         self._text_cache: dict[str, Any] = {}
+        self._tokenizer: Any = None
         self.last_timing: dict[str, float] = {}
 
-    # ---- weights -----------------------------------------------------------------------------------
+    # ---- weights and text side ------------------------------------------------------------------------
     def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        """The model, strictly loaded; a BERT text tower gets its tokenizer from the vocabulary beside the file."""
         from engines.hlip.weights_io import load_model
 
         model = load_model(path, expected_sha256=expected_sha256)
-        if model.config.text != "minilm":
-            raise EngineError(f"{path.name} has a BERT text tower ({model.config.name}); Lucent ships no "
-                              "BiomedBERT tokenizer offline, so only demo-style (MiniLM) weights run in the app.")
+        self._tokenizer = None
+        if model.config.text == "bert":
+            from engines.common.text import tokenizer_for
+
+            cfg = model.config
+            self._tokenizer = tokenizer_for(path, "bert", cfg.text_context, cfg.bert_vocab,
+                                            f"BERT, {cfg.text_width}-d ({cfg.name})")
         return model
 
-    # ---- input -------------------------------------------------------------------------------------
-    def preprocess(self, volume: Volume, size: tuple[int, int, int]) -> np.ndarray:
-        """Check one scan and return the network input ``[D, H, W]`` float32 (normalised)."""
-        self.check_input(volume)
-        if volume.rgb:
-            raise EngineError(f"{self.title} takes grey-level volumes; this one is colour.")
-        a = volume.data3d
-        finite_or_raise(a)
-        k, j, i = a.shape
-        if k < MIN_SLICES or min(j, i) < MIN_SIDE:
-            raise EngineError(f"The volume is too small ({i}×{j}×{k}); {self.title} needs at least "
-                              f"{MIN_SIDE}×{MIN_SIDE}×{MIN_SLICES} voxels.")
-        from engines.hlip.preprocess import network_input, resize_scan, to_uint8, to_unit
-
-        try:
-            unit = to_unit(a, volume.modality)
-        except ValueError as exc:
-            raise EngineError(f"The volume is constant (no contrast); nothing to analyse ({exc}).") from exc
-        return network_input(to_uint8(resize_scan(unit, size)))
-
-    # ---- text --------------------------------------------------------------------------------------
     def text_embeddings(self, prompts: Sequence[str]) -> Any:
-        """Prompts → normalised joint-space embeddings ``[T, E]`` (MiniLM once per prompt, cached)."""
+        """Prompts → normalised joint-space embeddings ``[T, E]`` (cached per prompt)."""
         import torch
 
         model = self.load()
         todo = [p for p in prompts if p not in self._text_cache]
         if todo:
-            from engines.radzero.text import encode
+            if self._tokenizer is not None:
+                text = self._tokenizer(todo)[0]  # BERT's own mask is ids != 0
+            else:
+                from engines.common.text import encode
 
-            try:
-                vecs = encode(list(todo))
-            except EngineError as exc:
-                raise EngineError(f"HLIP's text side needs the sentence encoder: {exc}") from exc
+                try:
+                    text = torch.from_numpy(encode(list(todo))).float()
+                except EngineError as exc:
+                    raise EngineError(f"HLIP's text side needs the sentence encoder: {exc}") from exc
             with torch.inference_mode():
-                z = model.encode_text(torch.from_numpy(vecs).float())
+                z = model.encode_text(text)
             for p, e in zip(todo, z, strict=True):
                 self._text_cache[p] = e
         return torch.stack([self._text_cache[p] for p in prompts])
 
-    # ---- image -------------------------------------------------------------------------------------
-    def image_features(self, volumes: Sequence[Volume], device: str = "cpu", progress: ProgressFn = _no_progress,
-                       cancelled: CancelledFn = _never) -> ImageFeatures:
-        """The (cached) image side of a study of one or more co-registered scans."""
+    # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
+    def check_input(self, volume: Volume) -> None:
+        """Base checks plus: grey, finite, at least MIN_SIDE² × MIN_SLICES voxels."""
+        super().check_input(volume)
+        if volume.rgb:
+            raise EngineError(f"{self.title} takes grey-level volumes; this one is colour.")
+        finite_or_raise(volume.array)
+        k, j, i = volume.shape3d
+        if k < MIN_SLICES or min(j, i) < MIN_SIDE:
+            raise EngineError(f"The volume is too small ({i}×{j}×{k}); {self.title} needs at least "
+                              f"{MIN_SIDE}×{MIN_SIDE}×{MIN_SLICES} voxels.")
+
+    def scan_input(self, volume: Volume, size: tuple[int, int, int]) -> np.ndarray:
+        """One checked scan → the network input ``[D, H, W]`` float32 (normalised)."""
+        from engines.hlip.preprocess import network_input, resize_scan, to_uint8, to_unit
+
+        try:
+            unit = to_unit(volume.data3d, volume.modality)
+        except ValueError as exc:
+            raise EngineError(f"The volume is constant (no contrast); nothing to analyse ({exc}).") from exc
+        return network_input(to_uint8(resize_scan(unit, size)))
+
+    def preprocess(self, state: RunState) -> dict[str, Any]:
+        """The study input ``[1, N, 1, D, H, W]``, unless its image features are cached (key: arrays + weights)."""
         import time
 
         import torch
 
-        model = self.load()
-        key = "|".join(volume_key(v) for v in volumes) + f"|{self.weights.resolve()}"
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        cfg = model.config
         t0 = time.perf_counter()
-        xs = []
-        for s, v in enumerate(volumes):
-            self.check_cancelled(cancelled)
-            progress(0.05 + 0.1 * s / len(volumes), f"preparing scan {s + 1}/{len(volumes)}")
-            xs.append(self.preprocess(v, cfg.input_size))
-        x = torch.from_numpy(np.stack(xs))[None, :, None]  # [1, N, 1, D, H, W]
-        n_blocks = cfg.depth
+        key = "|".join(volume_key(v) for v in state.volumes) + f"|{self.weights.resolve()}"
+        with self._lock:
+            feats = self._cache.get(key)
+            if feats is not None:
+                self._cache.move_to_end(key)
+                return {"key": key, "feats": feats, "t0": t0}
+        size = state.model.config.input_size
+        x = torch.from_numpy(np.stack([self.scan_input(v, size) for v in state.volumes]))[None, :, None]
+        return {"key": key, "feats": None, "x": x, "t0": t0}
+
+    def forward(self, state: RunState, device: Any, step: Step) -> ImageFeatures:
+        """The image side of the study (normalised embedding and patch features), block by block."""
+        import time
+
+        import torch
+
+        inp = state.inputs
+        if inp["feats"] is not None:
+            return inp["feats"]
+        model, n_scans, n_blocks = state.model.to(device), inp["x"].shape[1], state.model.config.depth
 
         def on_scan(s: int) -> None:
-            self.check_cancelled(cancelled)
-            progress(0.15 + 0.05 * (s + 1) / len(volumes), f"patch embedding, scan {s + 1}/{len(volumes)}")
+            step(0.05 * (s + 1) / n_scans, f"patch embedding, scan {s + 1}/{n_scans}")
 
         def on_block(i: int, level: str) -> None:
-            self.check_cancelled(cancelled)
-            progress(0.2 + 0.65 * (i + 1) / n_blocks, f"block {i + 1}/{n_blocks} ({level} attention)")
+            step(0.05 + 0.95 * (i + 1) / n_blocks, f"block {i + 1}/{n_blocks} ({level} attention)")
 
-        def forward(dev: Any) -> tuple[Any, Any]:
-            with torch.inference_mode():
-                m = model.to(dev)
-                trunk = m.visual.trunk
-                prefix, patches = trunk.run_blocks(trunk.embed(x.to(dev), on_scan), on_block)
-                img, dense = m.visual.project(prefix, patches)
-                img = torch.nn.functional.normalize(img, dim=-1)[0].float().cpu()
-                dense = torch.nn.functional.normalize(dense, dim=-1)[0].float().cpu()
-            model.to("cpu")
-            return img, dense
-
-        dev = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
-        try:
-            img, dense = forward(dev)
-        except torch.OutOfMemoryError:
-            model.to("cpu")
-            img, dense = forward(torch.device("cpu"))
-        feats = ImageFeatures(img, dense, tuple(int(g) for g in dense.shape[1:4]), time.perf_counter() - t0)
+        with torch.inference_mode():
+            trunk = model.visual.trunk
+            prefix, patches = trunk.run_blocks(trunk.embed(inp["x"].to(device), on_scan), on_block)
+            img, dense = model.visual.project(prefix, patches)
+            img = torch.nn.functional.normalize(img, dim=-1)[0].float().cpu()
+            dense = torch.nn.functional.normalize(dense, dim=-1)[0].float().cpu()
+        feats = ImageFeatures(img, dense, tuple(int(g) for g in dense.shape[1:4]), time.perf_counter() - inp["t0"])
         with self._lock:
-            self._cache[key] = feats
+            self._cache[inp["key"]] = feats
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return feats
@@ -261,40 +239,15 @@ class HLIPEngine(ShippedWeightsEngine):
             return q, reports.prompt(f"no {body}", modality)
         return reports.prompt(q, modality), reports.prompt(f"no {q.rstrip('.')}", modality)
 
-    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
-            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """The open volume as a one-scan study (see :meth:`run_study`)."""
-        return self.run_study([volume], query, device, progress, cancelled)
-
-    def run_study(self, volumes: Sequence[Volume], query: str | None = None, device: str = "cpu",
-                  progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """Class scores for the default prompts (+ P(query)) and one similarity overlay per scan.
-
-        Args:
-            volumes: the scans of one study (same patient, e.g. FLAIR and T1c); the first one's modality
-                picks the prompt template.
-            query: free text from the query bar, or None (then the heatmap is for the top default class).
-        """
+    def postprocess(self, state: RunState) -> EngineResult:
+        """Class scores for the default prompts (+ P(query)) and one similarity overlay per scan."""
         import time
 
         import torch
 
-        if not volumes:
-            raise EngineError("HLIP needs at least one scan.")
-        progress(0.0, "checking the study")
-        for v in volumes:
-            self.check_input(v)
-            finite_or_raise(v.array)
-        self.check_cancelled(cancelled)
-        progress(0.02, "loading weights")
-        model = self.load()
-        self.check_cancelled(cancelled)
-        t0 = time.perf_counter()
-        cached = len(self._cache)
-        feats = self.image_features(volumes, device, progress, cancelled)
-        t_img = time.perf_counter() - t0
-        self.check_cancelled(cancelled)
-        progress(0.9, "text side")
+        model, volumes, query, feats = state.model, state.volumes, state.query, state.outputs
+        t_img = time.perf_counter() - state.inputs["t0"]
+        cached = state.inputs["feats"] is not None
         t1 = time.perf_counter()
         mod = self.prompt_modality(volumes[0])
         prompts = [reports.prompt(c, mod) for c in self.classes]
@@ -314,8 +267,6 @@ class HLIPEngine(ShippedWeightsEngine):
         else:
             top = int(np.argmax(cls_prob))
             target, target_name = t_cls[top], self.classes[top]
-        self.check_cancelled(cancelled)
-        progress(0.95, "building the heatmap")
         legend, threshold = LEGEND, None
         if self.heatmap == "contrast" and target_name.strip().rstrip(".").lower() != REFERENCE_CLASS.lower():
             target = target - self.text_embeddings([reports.prompt(REFERENCE_CLASS, mod)])[0]
@@ -335,12 +286,12 @@ class HLIPEngine(ShippedWeightsEngine):
             overlays.append(Overlay(name=name, kind="similarity", volume=ov, value_range=(lo, hi if hi > lo else lo + 1e-6),
                                     colormap="jet", legend=f"{legend}: “{target_name}”", units="cosine",
                                     threshold=threshold))
-        self.last_timing = {"image_s": t_img, "text_s": time.perf_counter() - t1,
-                            "image_cached": float(len(self._cache) == cached and t_img < feats.seconds)}
+        self.last_timing = {"image_s": t_img, "text_s": time.perf_counter() - t1, "image_cached": float(cached)}
         notes.append("Research demo weights, not for clinical use; trained on 4 BRATS patients and 110 head-CT "
                      "slices with rule-generated report texts.")
-        progress(1.0, "done")
         return EngineResult(overlays=overlays, scores=scores, notes=notes)
+
+
 
 
 __all__ = ["HLIPEngine", "token_to_voxel_matrix", "volume_key"]

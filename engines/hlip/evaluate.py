@@ -17,14 +17,13 @@ The paper's figures are quoted second-hand and marked unverified (no copy of the
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engines.evaluation import publish
+from engines.common.evaluate import evaluate_parser, publish
 from engines.hlip import reports
 from engines.hlip.engine import REFERENCE_CLASS
 from engines.hlip.metrics import balanced_accuracy, roc_auc, zero_shot_probs
@@ -67,7 +66,7 @@ def embed_split(model: torch.nn.Module, data: StudyData, kind: str, dense: list 
 def prompt_embeddings(model: torch.nn.Module, data: StudyData, prompts: list[str]) -> np.ndarray:
     missing = [p for p in prompts if p not in data.text_index]
     if missing:
-        from engines.radzero.text import encode
+        from engines.common.text import encode
 
         vecs = torch.from_numpy(encode(prompts)).float()
     else:
@@ -180,11 +179,7 @@ def table(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="HLIP zero-shot evaluation on the held-out split.")
-    ap.add_argument("--weights", type=Path, default=REPO / "resources" / "weights" / "hlip" / "model.safetensors")
-    ap.add_argument("--data", type=Path, default=REPO / "data_prepared" / "hlip")
-    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: next to the weights, eval.json)")
-    a = ap.parse_args(argv)
+    a = evaluate_parser("hlip", "HLIP zero-shot evaluation on the held-out split.").parse_args(argv)
     r = evaluate(a.weights.resolve(), a.data)
     publish(r, "engines.hlip.evaluate", argv, r["table"], a.out or a.weights.parent / "eval.json")
 

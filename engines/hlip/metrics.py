@@ -1,6 +1,6 @@
 """HLIP's zero-shot metrics (numpy only), tested on hand-computed cases.
 
-* :func:`roc_auc` — imported from :mod:`engines.multires_cxr.metrics` (Mann–Whitney, ties ½).
+* :func:`roc_auc` — imported from :mod:`engines.common.metrics` (Mann–Whitney, ties ½).
 * :func:`balanced_accuracy` — mean over the classes present in ``y_true`` of the per-class recall
   ``#(pred = c ∧ true = c) / #(true = c)`` (sklearn's definition; classes never true are skipped).
 * :func:`zero_shot_probs` — softmax over classes of ``scale · cos(image, class prompt)``.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.multires_cxr.metrics import roc_auc
+from engines.common.metrics import roc_auc
 
 __all__ = ["balanced_accuracy", "roc_auc", "zero_shot_probs"]
 

@@ -32,19 +32,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.common.config import DictConfig
+
 LEVELS = ("slice", "scan", "study")
 BlockHook = Callable[[int, str], None]
 
 
 @dataclass
-class HLIPConfig:
+class HLIPConfig(DictConfig):
     """Architecture of one HLIP variant (see :mod:`engines.hlip.configs` for the named ones)."""
 
     name: str = "demo"
@@ -67,6 +69,7 @@ class HLIPConfig:
     bert_heads: int = 12
     bert_vocab: int = 30522
     bert_positions: int = 512
+    text_context: int = 256  # tokens per prompt (open_clip context length: 256 brain/head, 512 chest CT)
     logit_bias: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -96,17 +99,6 @@ class HLIPConfig:
             return "scan"
         return "study"
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HLIPConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ---- position tables -------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ def prepare(data: Path, out: Path, split_file: Path = SPLIT_FILE, encode: bool =
     np.savez_compressed(out / "ct.npz", images=ct)
     texts = sorted({t for m in mri_meta + ct_meta for t in m["reports"] + m["reports_flipped"]} | set(all_prompts()))
     if encode:
-        from engines.radzero.text import encode as encode_text
+        from engines.common.text import encode as encode_text
 
         emb = encode_text(texts)
         np.savez(out / "texts.npz", texts=np.array(texts), emb=emb.astype(np.float32))

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.distributed import finish_distributed, init_distributed
+from engines.common.distributed import finish_distributed, init_distributed
+from engines.common.train import add_run_args, train_parser
 from engines.hlip.configs import get_config
 from engines.hlip.model import HLIP, clip_loss
 from engines.hlip.preprocess import network_input
@@ -71,21 +72,12 @@ class StudyData:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Train HLIP (demo or paper config).")
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--config", default="demo")
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--out", type=Path, required=True)
+    ap = train_parser("Train HLIP (demo or paper config).", None, steps=600)
     ap.add_argument("--mri-batch", type=int, default=4)
     ap.add_argument("--ct-batch", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--warmup", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this wall time")
     ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_run_args(ap, lr=5e-4, warmup=40)
     return ap.parse_args(argv)
 
 

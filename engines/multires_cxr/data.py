@@ -1,7 +1,7 @@
 """Image preprocessing shared by prepare, training, evaluation and the engine (numpy + torch only).
 
 One radiograph goes through :func:`to_grey` → :func:`normalise` (robust percentiles to [0, 1]) →
-:func:`resize_square` (antialiased bilinear to ``size × size``, aspect ratio not kept, as is usual for
+:func:`resize_square` (from :mod:`engines.common.image`; aspect ratio not kept, as is usual for
 ChestX-ray14 models). The network then sees ``(x - MEAN) / STD``.
 
 Also: pixel-content de-duplication (:func:`duplicate_groups`) and the patient-level split (:func:`split_groups`).
@@ -11,45 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-P_LOW, P_HIGH = 0.5, 99.5
+from engines.common.image import normalise, resize_mask, resize_square, to_grey
+
+__all__ = ["MEAN", "STD", "duplicate_groups", "merge_groups", "normalise", "resize_mask", "resize_square",
+           "split_groups", "thumbnail", "to_grey"]
+
 MEAN, STD = 0.5, 0.25
-
-
-def to_grey(array: np.ndarray, rgb: bool) -> np.ndarray:
-    """``[H, W]`` or ``[H, W, 3|4]`` (when ``rgb``) → float32 ``[H, W]`` (ITU-R BT.601 luma for colour)."""
-    a = np.asarray(array)
-    if rgb:
-        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return a.astype(np.float32, copy=False)
-
-
-def normalise(grey: np.ndarray) -> np.ndarray:
-    """Robust intensity scaling: the 0.5th/99.5th percentiles → 0/1, clipped. ``[H, W]`` → float32 ``[H, W]``.
-
-    Raises:
-        ValueError: when the image has no contrast (the percentiles coincide).
-    """
-    lo, hi = np.percentile(grey, [P_LOW, P_HIGH])
-    if not hi > lo:
-        lo, hi = float(grey.min()), float(grey.max())
-    if not hi > lo:
-        raise ValueError("the image is constant (no contrast)")
-    return np.clip((grey - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of ``[H, W]`` to ``[size, size]`` (torch), float32."""
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return out[0, 0].numpy()
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Binary ``[H, W]`` → uint8 ``[size, size]`` (area-average, then ≥ 0.5)."""
-    return (resize_square(mask.astype(np.float32), size) >= 0.5).astype(np.uint8)
 
 
 def thumbnail(image01: np.ndarray, n: int = 64) -> np.ndarray:

@@ -19,18 +19,17 @@ Reports (the paper's metrics, as far as this data allows):
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.evaluation import publish
+from engines.common.cxr_labels import LABELS
+from engines.common.evaluate import evaluate_parser, publish
+from engines.common.train import find_npz
 from engines.multires_cxr.data import MEAN, STD
-from engines.multires_cxr.labels import LABELS
 from engines.multires_cxr.metrics import minmax, roc_auc, soft_dice
-from engines.multires_cxr.train import find_npz
 from engines.multires_cxr.weights_io import load_model, sha256
 
 #: Yao et al. 2018, per-class test AUC on NIH ChestX-ray14 — UNVERIFIED: written from memory of the paper's
@@ -60,7 +59,7 @@ def evaluate(weights: Path, data: Path, threads: int = 2) -> dict[str, object]:
     torch.set_num_threads(threads)
     model = load_model(weights)
     cfg = model.config
-    npz = find_npz(data, cfg.input_size, "test")
+    npz = find_npz(data, cfg.input_size, "test", "multires_cxr")
     d = np.load(npz)
     probs, maps = predict(model, d["images"])
     y = d["labels"]
@@ -129,12 +128,7 @@ def format_table(res: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Evaluate multires_cxr on the held-out split.")
-    ap.add_argument("--weights", type=Path, default=Path("resources/weights/multires_cxr/model.safetensors"))
-    ap.add_argument("--data", type=Path, default=Path("data_prepared/multires_cxr"))
-    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: next to the weights)")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args(argv)
+    args = evaluate_parser("multires_cxr", "Evaluate multires_cxr on the held-out split.", threads=2).parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
     publish(res, "engines.multires_cxr.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 

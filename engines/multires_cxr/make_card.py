@@ -12,15 +12,12 @@ are read from each ablation run's ``eval.json`` (written by the evaluate CLI).
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 from pathlib import Path
 
+from engines.common import card as scaffold
 from engines.multires_cxr.evaluate import evaluate, format_table
-from engines.multires_cxr.weights_io import sha256
 
-OUT = Path(__file__).resolve().parents[2] / "resources" / "weights" / "multires_cxr"
+OUT = scaffold.card_dir("multires_cxr")
 
 LICENCE = ("Weights trained on ../shared/data/cxr, a selection of the COVID-19 image data collection "
            "(ieee8023/covid-chestxray-dataset via s-mostafa-a/covid-chestxray-dataset@173779d). Images: per-image "
@@ -44,29 +41,19 @@ LIMITS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Ship weights and write the model card.")
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
+    ap = scaffold.card_parser("multires_cxr", "Ship weights and write the model card.")
     ap.add_argument("--ablation", type=Path, nargs="*", default=[])
-    ap.add_argument("--data-arg", default="data_prepared/multires_cxr",
-                    help="how --data is spelled in the recorded commands")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    scaffold.ship(args.run, OUT)
     weights = OUT / "model.safetensors"
-    shutil.copyfile(args.run / "model.safetensors", weights)
-    summary = json.loads((args.run / "train_summary.json").read_text())
+    summary = scaffold.read_json(args.run / "train_summary.json")
     log = (args.run / "train_log.jsonl").read_text().splitlines()
-    shutil.copyfile(args.run / "train_log.jsonl", OUT / "train_log.jsonl")
-    res = evaluate(weights, args.data)
-    rel = weights.relative_to(OUT.parents[2])
-    res["weights"] = str(rel)
-    res["command"] = f"python -m engines.multires_cxr.evaluate --weights {rel} --data {args.data_arg}"
-    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    res = scaffold.record_evaluation(evaluate(weights, args.data), weights, "multires_cxr", args.data_arg)
     table = format_table(res)
     ablation = []
     for run in args.ablation:
-        e = json.loads((run / "eval.json").read_text())
-        s = json.loads((run / "train_summary.json").read_text())
+        e = scaffold.read_json(run / "eval.json")
+        s = scaffold.read_json(run / "train_summary.json")
         ablation.append({
             "r0": e["config"]["r0"], "steps": s["steps"], "mean_auc": e["mean_auc"],
             "auc_pneumonia": e["per_class"]["Pneumonia"]["auc"],
@@ -80,10 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         "title": "Multi-resolution CXR (LSE-LBA)",
         "paper": "Yao et al. 2018, Weakly supervised medical diagnosis and localization from multiple resolutions, "
                  "arXiv:1803.07703",
-        "weights_file": weights.name,
-        "sha256": sha256(weights),
-        "size_bytes": weights.stat().st_size,
-        "dtype": "float16",
+        **scaffold.weights_entry(weights),
         "config": summary["config"],
         "data": {"source": "../shared/data/cxr (209 frontal CXR PNGs, 115 patient ids)",
                  "labels": "rule-based mapping of finding + clinical notes onto the 14 NIH labels "
@@ -115,11 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "limits": LIMITS,
         "saliency": "per-finding map S on a 64×64 grid (input/4), min-max normalised to [0, 1] per map",
     }
-    (OUT / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
-    md = [f"# {card['title']} — model card", "",
-          "**research demo weights, not for clinical use**", "",
-          f"Paper: {card['paper']}. Our implementation (engines/multires_cxr); weights `{weights.name}` "
-          f"(fp16, {card['size_bytes'] / 1e6:.2f} MB), SHA-256 `{card['sha256']}`.", "",
+    md = [*scaffold.md_head(card, "multires_cxr"),
           "## Model", "",
           f"Demo config: {summary['config']['input_size']} px input, ResNet-style encoder (widths "
           f"{summary['config']['widths']}, blocks {summary['config']['blocks']}), coarse-to-fine decoder with "
@@ -146,13 +126,11 @@ def main(argv: list[str] | None = None) -> None:
            "Why ours differ: ~150 training images instead of ~112k, labels mapped by rules from COVID-era notes, "
            "a 0.4 M-parameter network trained from scratch at 256 px for minutes on a 2-core CPU, lung regions "
            "instead of lesion boxes for Dice.", "",
-           "## Licence", "", LICENCE, "", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [
+           *scaffold.md_licence_limits(LICENCE, LIMITS),
            "", "## Output in Lucent", "",
            "14 finding probabilities (sigmoid of the LSE-LBA-pooled logits) and one saliency layer per top-3 "
            "finding: " + card["saliency"] + "; legend \"class saliency map S (LSE-LBA)\"."]
-    (OUT / "card.md").write_text("\n".join(md) + "\n")
-    print(table)
-    print(f"wrote {OUT}")
+    scaffold.write_card(OUT, card, md, table)
 
 
 if __name__ == "__main__":

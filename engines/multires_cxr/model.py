@@ -19,18 +19,19 @@ Two configs: ``paper`` (512 px, ResNet-50 layout 3-4-6-3 bottleneck blocks, widt
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.multires_cxr.labels import NUM_CLASSES
+from engines.common.config import DictConfig
+from engines.common.cxr_labels import NUM_CLASSES
 from engines.multires_cxr.lse_lba import LSELBAPool
 
 
 @dataclass(frozen=True)
-class MultiResConfig:
+class MultiResConfig(DictConfig):
     """Model hyper-parameters.
 
     Attributes:
@@ -54,16 +55,6 @@ class MultiResConfig:
     num_classes: int = NUM_CLASSES
     extra: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict[str, object]) -> MultiResConfig:
-        d = dict(d)
-        for k in ("widths", "blocks"):
-            if k in d:
-                d[k] = tuple(d[k])  # type: ignore[arg-type]
-        return MultiResConfig(**d)  # type: ignore[arg-type]
 
 
 CONFIGS: dict[str, MultiResConfig] = {

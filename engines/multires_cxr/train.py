@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -27,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from engines.distributed import finish_distributed, init_distributed
+from engines.common import train as scaffold
 from engines.multires_cxr.data import MEAN, STD
 from engines.multires_cxr.model import CONFIGS, MultiResConfig, MultiResCXR
 from engines.multires_cxr.weights_io import save_weights
-from engines.training import warmup_cosine
 
 
 class CXRArrays(Dataset):
@@ -50,28 +48,9 @@ class CXRArrays(Dataset):
         return x[None], self.labels[i]
 
 
-def find_npz(data: Path, size: int, side: str) -> Path:
-    """``<data>/<size>/<side>.npz`` or ``<data>/<side>.npz``."""
-    for p in (data / str(size) / f"{side}.npz", data / f"{side}.npz"):
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"no {side}.npz for size {size} under {data}; run engines.multires_cxr.prepare")
-
-
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random affine (±7°, scale 0.9–1.1, shift ±6 %) and contrast/brightness jitter. ``[B,1,S,S]`` → same."""
-    b = x.shape[0]
-    ang = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(7)
-    sc = 1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.1
-    tx, ty = ((torch.rand(2, b, generator=gen) * 2 - 1) * 0.12)
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    bg = (0.0 - MEAN) / STD
-    x = F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
-    gain = 1 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * 0.15
-    bias = (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * 0.2
-    return x * gain + bias
+    """:func:`engines.common.train.augment_grey` in this engine's normalised space ``(x − MEAN) / STD``."""
+    return scaffold.augment_grey(x, gen, background=(0.0 - MEAN) / STD)
 
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -82,30 +61,18 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Train multires_cxr (Yao et al. 2018).")
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap = scaffold.train_parser("Train multires_cxr (Yao et al. 2018).", sorted(CONFIGS), steps=600, batch_size=16)
     ap.add_argument("--r0", type=float, default=None, help="override the config's LSE-LBA r0")
     ap.add_argument("--input-size", type=int, default=None, help="override the config's input size")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    scaffold.add_run_args(ap, lr=1e-3, weight_decay=1e-4, threads=2)
     return ap.parse_args(argv)
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:
     """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
-    distributed, rank, world, device = init_distributed(torch.device(args.device))
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
+    distributed, rank, world, device = scaffold.start_run(args)
     base = CONFIGS[args.config]
     over: dict[str, object] = {}
     if args.r0 is not None:
@@ -113,7 +80,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     if args.input_size is not None:
         over["input_size"] = args.input_size
     config = MultiResConfig.from_dict({**base.to_dict(), **over})
-    ds = CXRArrays(find_npz(args.data, config.input_size, "train"), args.limit)
+    ds = CXRArrays(scaffold.find_npz(args.data, config.input_size, "train", "multires_cxr"), args.limit)
     sampler = (DistributedSampler(ds, shuffle=True, seed=args.seed) if distributed
                else RandomSampler(ds, replacement=True, num_samples=10**9))
     loader = DataLoader(ds, batch_size=args.batch_size, sampler=sampler, drop_last=len(ds) >= args.batch_size)
@@ -123,7 +90,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         net = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warm = max(1, min(20, args.steps // 10))
-    sched = warmup_cosine(opt, args.steps, warm)
+    sched = scaffold.warmup_cosine(opt, args.steps, warm)
     gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.jsonl"
@@ -173,15 +140,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         log.close()
         save_weights(model, args.out / "model.safetensors", config,
                      {"steps": str(step), "engine": "multires_cxr"})
-        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    finish_distributed()
-    summary["losses"] = losses
-    return summary
+    return scaffold.finish_run(summary, losses, args.out if rank == 0 else None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    s = train(parse_args(argv))
-    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+    scaffold.train_main(train, parse_args, argv)
 
 
 if __name__ == "__main__":

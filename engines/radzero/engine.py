@@ -1,7 +1,7 @@
 """Lucent engine: RadZero free-text grounding — type a finding, see where the model grounds it.
 
-Qt-free; torch and the sentence encoder are imported lazily inside :meth:`RadZeroEngine.run` (which the app
-calls in a worker thread), so importing this module and the registry stays cheap.
+Qt-free; torch and the text side are imported lazily inside the run steps (which the app calls in a worker
+thread), so importing this module and the registry stays cheap.
 
 Per run: the radiograph is checked, normalised (0.5/99.5 percentiles, as multires_cxr) and squashed to the
 config's S × S; its head-ready tokens are **cached per image** (key: a BLAKE2 hash of the array bytes, shape
@@ -16,7 +16,15 @@ The patch scores cos/τ on the g × g patch grid are upsampled bilinearly (align
 on image edges) to an ``r × c`` grid (4 × the patch grid, at most the image size), then passed through the
 sigmoid: the map is sigmoid(cos/τ) ∈ (0, 1), kind "similarity", one layer per query, named after the query.
 Its affine is ``image_affine @ map_to_image_matrix((r, c), (H, W))`` — the pixel-centre formula of
-:func:`engines.multires_cxr.engine.map_to_image_matrix` (map pixel centres at ``(u + ½)·W/c − ½``).
+:func:`engines.common.geometry.map_to_image_matrix` (map pixel centres at ``(u + ½)·W/c − ½``).
+
+Text side
+---------
+The demo weights read frozen all-MiniLM-L6-v2 sentence vectors (384-d, :mod:`engines.common.text`) through their
+trained ``text_projector``. A converted official checkpoint (paper config) carries the authors' MPNet text tower
+(768-d, mean-pooled): its prompts are tokenized with the all-mpnet-base-v2 vocabulary found beside the weights
+(``<name>.vocab.txt`` or ``vocab.txt``); without it, or with any other text width the offline encoder cannot
+feed, the engine refuses to load with a message naming the file.
 """
 
 from __future__ import annotations
@@ -28,18 +36,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engines.base import (
-    CancelledFn,
-    EngineError,
-    EngineResult,
-    Overlay,
-    ProgressFn,
-    ShippedWeightsEngine,
-    _never,
-    _no_progress,
-    finite_or_raise,
-)
-from engines.multires_cxr.engine import map_to_image_matrix
+from engines.base import RunState, ShippedWeightsEngine, Step
+from engines.common.geometry import map_to_image_matrix
+from engines.common.image import radiograph01, resize_square
+from engines.errors import EngineError
+from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 ENGINE_ID = "radzero"
@@ -81,73 +82,47 @@ class RadZeroEngine(ShippedWeightsEngine):
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._tokenizer: Any = None
         self.stats = {"image_cache_hits": 0, "image_cache_misses": 0}
 
-    # ---- weights -----------------------------------------------------------------------------------
+    # ---- weights and text side ------------------------------------------------------------------------
     def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
+        """The model, strictly loaded; its text side checked (see the module docstring)."""
         from engines.radzero.weights_io import load_model
 
-        return load_model(path, expected_sha256)
+        model = load_model(path, expected_sha256)
+        self._tokenizer = self.text_side(path, model.config)
+        return model
 
-    # ---- run ---------------------------------------------------------------------------------------
-    def preprocess(self, volume: Volume) -> np.ndarray:
-        """Check ``volume`` and return grey float32 ``[H, W]`` in [0, 1] (percentile-normalised)."""
-        self.check_input(volume)
-        from engines.multires_cxr.data import normalise, to_grey
+    @staticmethod
+    def text_side(path: Path, cfg: Any) -> Any:
+        """The tokenizer of a built-in text tower (MPNet), or None for external sentence vectors.
 
-        grey = to_grey(volume.array, volume.rgb)
-        if grey.ndim != 2:
-            raise EngineError(f"{self.title} takes one 2D radiograph; this array has shape {volume.array.shape}.")
-        finite_or_raise(grey)
-        if min(grey.shape) < MIN_SIDE:
-            raise EngineError(f"The image is too small ({grey.shape[1]}×{grey.shape[0]} px); "
-                              f"{self.title} needs at least {MIN_SIDE} px per side.")
-        try:
-            return normalise(grey)
-        except ValueError as exc:
-            raise EngineError(f"The image is constant (no contrast); nothing to ground ({exc}).") from exc
-
-    def image_tokens(self, volume: Volume, device: str = "cpu", cancelled: CancelledFn = _never) -> tuple[Any, bool]:
-        """Head-ready tokens ``[1, 1 + g·g, D]`` (CPU) of ``volume``, from the cache when possible.
-
-        Returns:
-            ``(tokens, cache_hit)``.
+        Raises:
+            EngineError: MPNet weights without their vocabulary, or external vectors of a width that the
+                offline sentence encoder (384-d) cannot feed.
         """
-        model = self.load()
-        key = f"{id(model)}:{image_key(volume.array)}"
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                self.stats["image_cache_hits"] += 1
-                return self._cache[key], True
-        image = self.preprocess(volume)
-        self.check_cancelled(cancelled)
+        from engines.common.text import TEXT_DIM, TEXT_ENCODER_NAME, tokenizer_for
+
+        if cfg.text_model == "mpnet":
+            return tokenizer_for(path, "mpnet", cfg.mpnet["positions"] - 2, cfg.mpnet["vocab"],
+                                 f"MPNet, {cfg.hidden}-d, all-mpnet-base-v2")
+        if cfg.text_dim != TEXT_DIM or not (cfg.text_projection or cfg.hidden == TEXT_DIM):
+            raise EngineError(f"{path.name} expects {cfg.text_dim}-d sentence vectors (config '{cfg.name}', "
+                              f"text_model '{cfg.text_model}'), but the offline sentence encoder "
+                              f"{TEXT_ENCODER_NAME} gives {TEXT_DIM}-d ones; this checkpoint cannot run in Lucent.")
+        return None
+
+    def text_embeddings(self, sentences: list[str]) -> Any:
+        """Head-ready text embeddings ``[T, D]`` (the sentence vectors or token ids are cached per sentence)."""
         import torch
 
-        from engines.device import pick_device, run_with_oom_fallback
-        from engines.multires_cxr.data import resize_square
-        from engines.radzero.model import to_input
-
-        s = model.config.image_size
-        x = to_input(torch.from_numpy(resize_square(image, s))[None], model.config)
-
-        def fwd(dev: Any) -> Any:
+        model = self.load()
+        if self._tokenizer is not None:
+            ids, mask = self._tokenizer(sentences)
             with torch.inference_mode():
-                out = model.to(dev).encode_image(x.to(dev)).float().cpu()
-            model.to("cpu")
-            return out
-
-        tokens = run_with_oom_fallback(fwd, pick_device(device))
-        with self._lock:
-            self._cache[key] = tokens
-            self.stats["image_cache_misses"] += 1
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return tokens, False
-
-    def text_embeddings(self, sentences: list[str]) -> np.ndarray:
-        """Sentence-encoder embeddings ``[T, 384]`` (cached per sentence; the encoder loads once, lazily)."""
-        from engines.radzero.text import encode
+                return model.encode_text(ids, mask)
+        from engines.common.text import encode
 
         todo = [s for s in dict.fromkeys(sentences) if s not in self._text_cache]
         if todo:
@@ -155,58 +130,85 @@ class RadZeroEngine(ShippedWeightsEngine):
                 self._text_cache[s] = e
             while len(self._text_cache) > 256:
                 self._text_cache.popitem(last=False)
-        return np.stack([self._text_cache[s] for s in sentences])
+        with torch.inference_mode():
+            return model.encode_text(torch.from_numpy(np.stack([self._text_cache[s] for s in sentences])))
 
-    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
-            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """Similarity overlay for ``query`` (or, without one, for the most probable default class) + scores."""
-        progress(0.0, "checking the image")
-        self.check_input(volume)
-        if query is not None and not query.strip():
-            query = None
-        self.check_cancelled(cancelled)
-        progress(0.05, "loading weights")
-        model = self.load()
-        self.check_cancelled(cancelled)
-        progress(0.1, "loading the sentence encoder")
-        from engines.radzero.text import load_text_encoder, negation, prompt, query_prompt
+    # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
+    def preprocess(self, state: RunState) -> dict[str, Any]:
+        """The prompts, and the image input unless its tokens are cached (key: image bytes + weights)."""
+        from engines.radzero.text import negation, prompt, query_prompt
 
-        load_text_encoder()
-        self.check_cancelled(cancelled)
-        progress(0.2, "encoding the image (cached per image)")
-        tokens, hit = self.image_tokens(volume, device, cancelled)
-        self.check_cancelled(cancelled)
-        progress(0.7, "encoding the text")
-        if query is None:
+        if self._tokenizer is None:
+            from engines.common.text import load_text_encoder
+
+            load_text_encoder()  # fail early, before the image work, when the encoder is missing
+        if state.query is None:
             from engines.radzero.prepare import CLASS_NAMES, class_phrase
 
             names = list(CLASS_NAMES)
             pos = [prompt(class_phrase(c)) for c in names]
             neg: list[str | None] = [negation(class_phrase(c)) for c in names]
         else:
-            p, n = query_prompt(query)
-            names, pos, neg = [query.strip()], [p], [n]
-        sentences = pos + [n for n in neg if n]
-        emb = self.text_embeddings(sentences)
-        self.check_cancelled(cancelled)
-        progress(0.85, "VL-CABS head")
+            p, n = query_prompt(state.query)
+            names, pos, neg = [state.query], [p], [n]
+        inputs: dict[str, Any] = {"names": names, "pos": pos, "neg": neg,
+                                  "key": f"{id(state.model)}:{image_key(state.volume.array)}"}
+        with self._lock:
+            cached = self._cache.get(inputs["key"])
+            if cached is not None:
+                self._cache.move_to_end(inputs["key"])
+        if cached is None:
+            import torch
+
+            from engines.radzero.model import to_input
+
+            s = state.model.config.image_size
+            v = state.volume
+            image = resize_square(radiograph01(v.array, v.rgb, self.title, MIN_SIDE, "ground"), s)
+            inputs["x"] = to_input(torch.from_numpy(image)[None], state.model.config)
+        inputs["tokens"] = cached
+        return inputs
+
+    def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, bool]:
+        """Head-ready image tokens ``[1, 1 + g·g, D]`` on the CPU (from the cache when possible), cache hit."""
+        import torch
+
+        inp = state.inputs
+        with self._lock:
+            if inp["tokens"] is not None:
+                self.stats["image_cache_hits"] += 1
+                return inp["tokens"], True
+        step(0.0, "encoding the image (cached per image)")
+        with torch.inference_mode():
+            tokens = state.model.to(device).encode_image(inp["x"].to(device)).float().cpu()
+        with self._lock:
+            self._cache[inp["key"]] = tokens
+            self.stats["image_cache_misses"] += 1
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return tokens, False
+
+    def postprocess(self, state: RunState) -> EngineResult:
+        """Text side + VL-CABS head: the similarity overlay of the query (or the top default class) + scores."""
         import torch
         import torch.nn.functional as F
 
-        with torch.inference_mode():
-            t = model.encode_text(torch.from_numpy(emb))
-            logits, score = model.head(tokens, t)
-        logits = logits[0].numpy().astype(np.float64)
         from engines.radzero.metrics import zero_shot_prob
 
+        model, volume = state.model, state.volume
+        names, pos, neg = state.inputs["names"], state.inputs["pos"], state.inputs["neg"]
+        tokens, hit = state.outputs
+        t = self.text_embeddings(pos + [n for n in neg if n])
+        with torch.inference_mode():
+            logits, score = model.head(tokens, t)
+        logits = logits[0].numpy().astype(np.float64)
         scores: dict[str, float] = {}
         k = len(pos)
         neg_index = {i: k + j for j, i in enumerate(i for i, n in enumerate(neg) if n)}
         for i, name in enumerate(names):
             if i in neg_index:
                 scores[name] = float(zero_shot_prob(logits[i], logits[neg_index[i]]))
-        best = max(range(k), key=lambda i: scores.get(names[i], 0.0)) if query is None else 0
-        self.check_cancelled(cancelled)
+        best = max(range(k), key=lambda i: scores.get(names[i], 0.0)) if state.query is None else 0
         h, w = volume.shape3d[1:]
         g = model.config.grid
         rows, cols = min(h, UPSAMPLE * g), min(w, UPSAMPLE * g)
@@ -225,7 +227,6 @@ class RadZeroEngine(ShippedWeightsEngine):
         notes = [f"Prompt: “{pos[best]}”" + (f" vs “{neg[best]}”" if neg[best] else " (no negation: no probability)"),
                  "image features " + ("from the cache" if hit else "computed and cached"),
                  "Research demo weights, not for clinical use; trained on 145 radiographs of a COVID-19 collection."]
-        progress(1.0, "done")
         return EngineResult(overlays=[overlay], scores=scores, notes=notes)
 
 

@@ -22,7 +22,6 @@ Reports, as far as this data allows (the paper's tasks: zero-shot classification
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -30,7 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.evaluation import publish
+from engines.common.evaluate import evaluate_parser, publish
+from engines.common.train import find_npz
 from engines.radzero.metrics import (
     choose_threshold,
     dice,
@@ -40,7 +40,6 @@ from engines.radzero.metrics import (
     zero_shot_prob,
 )
 from engines.radzero.model import RadZero, to_input
-from engines.radzero.train import find_npz
 from engines.radzero.weights_io import load_model, set_metadata, threshold_of
 from engines.weights import sha256_file
 
@@ -108,7 +107,7 @@ def choose_threshold_on_train(weights: Path, data: Path, threads: int | None = N
     if threads:
         torch.set_num_threads(threads)
     model = load_model(weights)
-    d = np.load(find_npz(data, model.config.image_size, "train"))
+    d = np.load(find_npz(data, model.config.image_size, "train", "radzero"))
     pairs = grounding_pairs(model, d, "has_mask", "lung_mask")
     theta, means = choose_threshold([p[2] for p in pairs], [p[3] for p in pairs])
     source = (f"grid 0.05..0.95 step 0.05, best mean Dice on {len(pairs)} (training image, positive prompt) pairs "
@@ -126,7 +125,7 @@ def evaluate(weights: Path, data: Path, threads: int = 1) -> dict[str, object]:
         raise SystemExit(f"{weights} carries no Dice threshold chosen on training data; run "
                          "`python -m engines.radzero.evaluate --choose-threshold` (uses the TRAIN split) first")
     theta, theta_source = thr
-    d = np.load(find_npz(data, model.config.image_size, "test"))
+    d = np.load(find_npz(data, model.config.image_size, "test", "radzero"))
     v = encode_images(model, d["images"])
     names = [str(x) for x in d["class_names"]]
     lp, _ = logits_and_maps(model, v, d["prompt_pos_emb"])
@@ -206,11 +205,7 @@ def format_table(res: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Evaluate RadZero zero-shot on the held-out split.")
-    ap.add_argument("--weights", type=Path, default=Path("resources/weights/radzero/model.safetensors"))
-    ap.add_argument("--data", type=Path, default=Path("data_prepared/radzero"))
-    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: eval.json next to the weights)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap = evaluate_parser("radzero", "Evaluate RadZero zero-shot on the held-out split.")
     ap.add_argument("--choose-threshold", action="store_true",
                     help="(re)choose the Dice threshold on the TRAIN split, store it in the weights, then stop")
     args = ap.parse_args(argv)

@@ -11,17 +11,13 @@ the weights' metadata was chosen on the training split by the train script, befo
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
-from pathlib import Path
-
+from engines.common import card as scaffold
+from engines.common.text import TEXT_ENCODER_NAME, TEXT_ENCODER_PACKAGE, text_encoder_file
 from engines.radzero.evaluate import PAPER_FIGURES, evaluate, format_table
-from engines.radzero.text import TEXT_ENCODER_NAME, TEXT_ENCODER_PACKAGE, text_encoder_file
 from engines.radzero.weights_io import threshold_of
 from engines.weights import sha256_file
 
-OUT = Path(__file__).resolve().parents[2] / "resources" / "weights" / "radzero"
+OUT = scaffold.card_dir("radzero")
 
 LICENCE = ("Weights trained on ../shared/data/cxr, a selection of the COVID-19 image data collection "
            "(ieee8023/covid-chestxray-dataset via s-mostafa-a/covid-chestxray-dataset@173779d). Images: per-image "
@@ -54,25 +50,15 @@ LIMITS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Ship RadZero weights and write the model card.")
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--data-arg", default="data_prepared/radzero", help="how --data is spelled in commands")
-    args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
+    args = scaffold.card_parser("radzero", "Ship RadZero weights and write the model card.").parse_args(argv)
+    scaffold.ship(args.run, OUT)
     weights = OUT / "model.safetensors"
-    shutil.copyfile(args.run / "model.safetensors", weights)
-    shutil.copyfile(args.run / "train_log.jsonl", OUT / "train_log.jsonl")
-    summary = json.loads((args.run / "train_summary.json").read_text())
+    summary = scaffold.read_json(args.run / "train_summary.json")
     log_lines = len((args.run / "train_log.jsonl").read_text().splitlines())
     thr = threshold_of(weights)
     if thr is None:
         raise SystemExit("the run's weights carry no Dice threshold; run evaluate --choose-threshold first")
-    res = evaluate(weights, args.data)
-    rel = weights.relative_to(OUT.parents[2])
-    res["weights"] = str(rel)
-    res["command"] = f"python -m engines.radzero.evaluate --weights {rel} --data {args.data_arg}"
-    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    res = scaffold.record_evaluation(evaluate(weights, args.data), weights, "radzero", args.data_arg)
     table = format_table(res)
     enc_file = text_encoder_file()
     cfg = summary["config"]
@@ -81,10 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         "title": "RadZero (free-text grounding)",
         "paper": "RadZero: Similarity-Based Cross-Attention for Explainable Vision-Language Alignment in Radiology "
                  "with Zero-Shot Multi-Task Capability, arXiv:2504.07416 (NeurIPS 2025)",
-        "weights_file": weights.name,
-        "sha256": sha256_file(weights),
-        "size_bytes": weights.stat().st_size,
-        "dtype": "float16",
+        **scaffold.weights_entry(weights),
         "config": cfg,
         "text_encoder": {"name": TEXT_ENCODER_NAME, "package": f"{TEXT_ENCODER_PACKAGE} 0.1.0",
                          "weights_sha256": sha256_file(enc_file) if enc_file else None, "frozen": True,
@@ -123,10 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         "similarity": "sigmoid(cos(text, patch)/τ) on the 16×16 patch grid, bilinearly upsampled (score, then "
                       "sigmoid) to 64×64 with its own pixel-centre affine",
     }
-    (OUT / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
-    md = [f"# {card['title']} — model card", "", "**research demo weights, not for clinical use**", "",
-          f"Paper: {card['paper']}. Our implementation (engines/radzero); weights `{weights.name}` (fp16, "
-          f"{card['size_bytes'] / 1e6:.2f} MB), SHA-256 `{card['sha256']}`.", "",
+    md = [*scaffold.md_head(card, "radzero"),
           "## Model", "",
           f"Demo config: {cfg['image_size']} px input, ViT (patch {cfg['patch_size']}, width {cfg['hidden']}, "
           f"{cfg['vision_layers']} layers, {cfg['heads']} heads; DINOv2 layer layout) trained from scratch, "
@@ -149,14 +129,12 @@ def main(argv: list[str] | None = None) -> None:
           "Why ours differ in any case: 145 training images instead of MIMIC-CXR (~200k studies), rule-based instead "
           "of LLM sentences, a small ViT from scratch instead of the pre-trained XrayDINOv2 at 518 px, lungs instead "
           "of lesion annotations for grounding.", "",
-          "## Licence", "", LICENCE, "", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [
+          *scaffold.md_licence_limits(LICENCE, LIMITS),
           "", "## Output in Lucent", "",
           "Type a finding in the query bar: a similarity layer named after the query — " + card["similarity"] +
           " — with a colour bar in similarity units (0–1), plus the zero-shot probability of 'There is {query}.' "
           "against 'There is no {query}.'. Each query is a separate layer; image features are cached per image."]
-    (OUT / "card.md").write_text("\n".join(md) + "\n")
-    print(table)
-    print(f"wrote {OUT}")
+    scaffold.write_card(OUT, card, md, table)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,14 @@
 * :func:`choose_threshold`: the θ of a grid that maximises mean Dice — used on **training** images only.
 * :func:`zero_shot_prob`: P(positive) = softmax over the positive and negated prompt logits.
 * :func:`f1_accuracy`: F1 and accuracy at a probability threshold.
-* ROC AUC is :func:`engines.multires_cxr.metrics.roc_auc` (reused, tested there).
+* ROC AUC is :func:`engines.common.metrics.roc_auc` (reused, tested there).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engines.multires_cxr.metrics import roc_auc
+from engines.common.metrics import roc_auc
 
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 

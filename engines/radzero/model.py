@@ -24,20 +24,20 @@ embeddings ``t`` ``[T, D]``; VL-CABS (:mod:`engines.radzero.head`) → logits ``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.common.config import DictConfig
 from engines.radzero.head import vl_cabs
 
 LN_TEMP_INIT = math.log(0.07)
 
 
 @dataclass
-class RadZeroConfig:
+class RadZeroConfig(DictConfig):
     """Sizes of one RadZero model.
 
     Attributes:
@@ -75,17 +75,6 @@ class RadZeroConfig:
         """Patches per side at ``image_size``."""
         return self.image_size // self.patch_size
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RadZeroConfig:
-        d = dict(d)
-        for k in ("image_mean", "image_std"):
-            if k in d:
-                d[k] = tuple(d[k])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 MPNET_BASE = {"vocab": 30527, "positions": 514, "layers": 12, "heads": 12, "ffn": 3072, "buckets": 32,

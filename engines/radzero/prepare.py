@@ -6,12 +6,12 @@ Usage::
 
 Uses the **same held-out patients** as multires_cxr: the split is read from ``engines/multires_cxr/split.json``
 (by patient, near-duplicates joined, seed 20180321, 30 % held out), and the image/mask/box helpers are imported
-from :mod:`engines.multires_cxr.prepare` and :mod:`engines.multires_cxr.data`. Writes ``<out>/<size>/
+from :mod:`engines.common.cxr` and :mod:`engines.common.image`. Writes ``<out>/<size>/
 {train,test}.npz`` with
 
 * ``images`` uint8 ``[N, S, S]`` (percentile-normalised grey, squashed to S × S), ``lung_mask``/``has_mask``,
   ``box_mask``/``has_box`` (union of the two lung boxes), ``filenames``, ``patientids``, ``findings``;
-* ``labels`` float32 ``[N, 14]`` (1/0/-1, :func:`engines.multires_cxr.labels.map_labels`) and ``covid``
+* ``labels`` float32 ``[N, 14]`` (1/0/-1, :func:`engines.common.cxr_labels.map_labels`) and ``covid``
   int8 ``[N]`` (1 = the finding column names COVID-19);
 * sentences (:func:`engines.radzero.text.minimal_sentences`): ``sent_text`` ``[M]`` (unique over the side),
   ``sent_emb`` float32 ``[M, 384]`` (all-MiniLM-L6-v2, L2-normalised), ``img_sent_ptr`` ``[N + 1]`` and
@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.multires_cxr.data import normalise, resize_mask, resize_square
-from engines.multires_cxr.labels import LABELS, map_labels
-from engines.multires_cxr.prepare import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
-from engines.radzero.text import encode, label_phrase, minimal_sentences, negation, prompt
+from engines.common.cxr import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
+from engines.common.cxr_labels import LABELS, map_labels
+from engines.common.image import normalise, resize_mask, resize_square
+from engines.common.text import encode
+from engines.radzero.text import label_phrase, minimal_sentences, negation, prompt
 
 #: zero-shot classes: the 14 NIH findings (rule-mapped labels) and COVID-19 pneumonia (the finding column).
 CLASS_NAMES: tuple[str, ...] = (*LABELS, "COVID-19")

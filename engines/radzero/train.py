@@ -6,7 +6,7 @@ Usage::
     torchrun --nproc_per_node 4 -m engines.radzero.train --data ... --config demo --steps 5000 --out ...
 
 Reads only ``<data>/<size>/train.npz`` (written by :mod:`engines.radzero.prepare`). Each step: a batch of
-images (random affine + contrast jitter, :func:`engines.multires_cxr.train.augment`, no flips — left/right
+images (random affine + contrast jitter, :func:`engines.common.train.augment_grey`, no flips — left/right
 words must stay true), every minimal sentence of those images (pre-computed all-MiniLM-L6-v2 embeddings, the
 encoder frozen), positives = an image's own sentences (by text, so "There is pneumonia." of two images is
 positive for both), loss :func:`engines.radzero.head.mp_nce` on VL-CABS logits / τ. τ is learnable (init 0.07,
@@ -32,13 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.distributed import finish_distributed, init_distributed
-from engines.multires_cxr.data import MEAN, STD
-from engines.multires_cxr.train import augment
+from engines.common import train as scaffold
 from engines.radzero.head import mp_nce
 from engines.radzero.model import CONFIGS, RadZero, RadZeroConfig, to_input
 from engines.radzero.weights_io import save_weights
-from engines.training import warmup_cosine
 
 TAU_MIN, TAU_MAX = 0.01, 1.0
 
@@ -73,50 +70,33 @@ class SentenceBatches:
         return x, self.sent_emb[chosen], pos
 
 
-def find_npz(data: Path, size: int, side: str) -> Path:
-    """``<data>/<size>/<side>.npz`` or ``<data>/<side>.npz``."""
-    for p in (data / str(size) / f"{side}.npz", data / f"{side}.npz"):
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"no {side}.npz for size {size} under {data}; run engines.radzero.prepare")
-
+AUG_MEAN, AUG_STD = 0.5, 0.25  # the space the augmentation's jitter was tuned in (multires_cxr's)
 
 def augment01(x01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """multires_cxr's augmentation applied in its normalised space, returned in [0, 1] space."""
-    return (augment((x01 - MEAN) / STD, gen) * STD + MEAN).clamp(-0.5, 1.5)
+    """The shared grey augmentation applied in multires_cxr's normalised space (``(x − 0.5) / 0.25``), returned in
+    [0, 1] space."""
+    x = scaffold.augment_grey((x01 - AUG_MEAN) / AUG_STD, gen, (0.0 - AUG_MEAN) / AUG_STD)
+    return (x * AUG_STD + AUG_MEAN).clamp(-0.5, 1.5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Train RadZero (MP-NCE, VL-CABS).")
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
-    ap.add_argument("--steps", type=int, default=1400)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap = scaffold.train_parser("Train RadZero (MP-NCE, VL-CABS).", sorted(CONFIGS), steps=1400, batch_size=16)
     ap.add_argument("--max-sentences", type=int, default=6, help="sentences per image per step")
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--no-threshold", action="store_true", help="skip choosing the Dice threshold afterwards")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    scaffold.add_run_args(ap, lr=5e-4, warmup=50)
     return ap.parse_args(argv)
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:
     """Run training; returns the summary (also written to ``<out>/train_summary.json``)."""
-    distributed, rank, world, device = init_distributed(torch.device(args.device))
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)  # same init on every rank
+    distributed, rank, world, device = scaffold.start_run(args, seed_per_rank=False)  # same init on every rank
     config: RadZeroConfig = CONFIGS[args.config]
     if config.text_model != "external":
         raise SystemExit("this script trains configs with pre-computed sentence embeddings (demo); the paper "
                          "config needs MPNet token ids and its tokenizer, which are not available offline")
-    ds = SentenceBatches(find_npz(args.data, config.image_size, "train"), args.limit)
+    ds = SentenceBatches(scaffold.find_npz(args.data, config.image_size, "train", "radzero"), args.limit)
     model = RadZero(config).to(device)
     net: torch.nn.Module = model
     if distributed:
@@ -126,7 +106,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    sched = warmup_cosine(opt, args.steps, args.warmup)
+    sched = scaffold.warmup_cosine(opt, args.steps, args.warmup)
     rng = np.random.default_rng(args.seed + 1000 * rank)
     gen = torch.Generator().manual_seed(args.seed + 1000 * rank)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -191,15 +171,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
                 summary["dice_threshold"] = choose_threshold_on_train(weights, args.data)
             except Exception as exc:  # the weights are saved; the threshold can be chosen again later
                 print(f"threshold choice failed: {exc!r}", flush=True)
-        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    finish_distributed()
-    summary["losses"] = losses
-    return summary
+    return scaffold.finish_run(summary, losses, args.out if rank == 0 else None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    s = train(parse_args(argv))
-    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+    scaffold.train_main(train, parse_args, argv)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from engines.common.train import warmup_cosine
 
 
 def load_side(data: Path, side: str) -> dict[str, np.ndarray]:
@@ -61,3 +65,31 @@ def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU thread(s)"
+
+
+@dataclass
+class TrainingLoop:
+    """What both stages' train loops start from (see :func:`start_training`)."""
+
+    net: torch.nn.Module  # the model, wrapped in DDP when distributed
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    rng: np.random.Generator
+    gen: torch.Generator
+    batches: Any
+
+
+def start_training(model: torch.nn.Module, args: Any, labels: np.ndarray, rank: int, distributed: bool,
+                   weight_decay: float, max_warmup: int) -> TrainingLoop:
+    """DDP wrapper, AdamW over the trainable parameters, warm-up + cosine schedule (warm-up: a tenth of the steps,
+    at most ``max_warmup``), the per-rank numpy and torch generators, the balanced batch stream, and ``args.out``."""
+    net: torch.nn.Module = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=weight_decay)
+    sched = warmup_cosine(opt, args.steps, max(1, min(max_warmup, args.steps // 10)))
+    rng = np.random.default_rng(args.seed + 100 * rank)
+    gen = torch.Generator().manual_seed(args.seed + 1 + rank)
+    batches = balanced_batches(labels, args.batch_size, rng)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return TrainingLoop(net, opt, sched, rng, gen, batches)

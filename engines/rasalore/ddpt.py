@@ -29,18 +29,20 @@ tuned model gives the pseudo-masks that supervise stage 2.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from engines.common.config import DictConfig
 
 CLASSNAMES = ("healthy", "tumour")  # index 1 = tumour
 TEMPLATE = "a photo of a {} brain."
 
 
 @dataclass
-class DDPTConfig:
+class DDPTConfig(DictConfig):
     name: str = "demo"
     input_size: int = 128
     patch: int = 8
@@ -55,12 +57,6 @@ class DDPTConfig:
     topk: int = 8
     stem: str = "conv"  # "conv": small conv stem (local receptive field, demo); "patch": CLIP's patchify conv
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> DDPTConfig:
-        return cls(**d)  # type: ignore[arg-type]
 
 
 CONFIGS = {

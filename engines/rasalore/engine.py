@@ -1,6 +1,6 @@
 """Lucent engine: RASALoRE weakly supervised brain-tumour segmentation (BMVC 2025), slice by slice.
 
-Qt-free; torch is imported lazily inside :meth:`RASALoREEngine.run`, so importing this module (and the
+Qt-free; torch is imported lazily inside the run steps, so importing this module (and the
 registry) stays cheap.
 
 Input: a 3D brain MR volume ``[Z, H, W]`` (axial slices along the array's first axis, as BraTS NIfTI files
@@ -28,18 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engines.base import (
-    WEIGHTS_ROOT,
-    CancelledFn,
-    EngineError,
-    EngineResult,
-    Overlay,
-    ProgressFn,
-    ShippedWeightsEngine,
-    _never,
-    _no_progress,
-    finite_or_raise,
-)
+from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, finite_or_raise
+from engines.errors import EngineError
+from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 WEIGHTS_DIR = WEIGHTS_ROOT / "rasalore"
@@ -96,21 +87,12 @@ class RASALoREEngine(ShippedWeightsEngine):
                 raise EngineError(f"This volume looks like CT (values down to {lo:.0f}, as in Hounsfield units); "
                                   f"{self.title} works on brain MRI only.")
 
-    # ---- run ---------------------------------------------------------------------------------------
-    def run(self, volume: Volume, query: str | None = None, device: str = "cpu",
-            progress: ProgressFn = _no_progress, cancelled: CancelledFn = _never) -> EngineResult:
-        """Mask + point-activation overlays on the input grid (see the module docstring)."""
-        progress(0.0, "checking the volume")
-        self.check_input(volume)
-        from engines.rasalore.preprocess import (
-            brain_mask,
-            crop_slices,
-            normalise_volume,
-            paste_back,
-            slice_boxes,
-        )
+    # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
+    def preprocess(self, state: RunState) -> dict[str, Any]:
+        """Brain mask, normalised volume, per-slice brain boxes and the 128² crops of the slices with brain."""
+        from engines.rasalore.preprocess import brain_mask, crop_slices, normalise_volume, slice_boxes
 
-        vol = volume.data3d
+        vol = state.volume.data3d
         brain = brain_mask(vol)
         try:
             vol01 = normalise_volume(vol, brain)
@@ -121,37 +103,36 @@ class RASALoREEngine(ShippedWeightsEngine):
         todo = np.nonzero(boxes[:, 0] >= 0)[0]
         if len(todo) == 0:
             raise EngineError("No slice of this volume holds enough brain to analyse.")
-        self.check_cancelled(cancelled)
-        progress(0.02, "loading weights")
-        model = self.load()
+        crops = crop_slices(vol01, boxes, state.model.config.input_size)  # [N, size, size], one per slice in todo
+        return {"shape": vol.shape, "brain": brain, "boxes": boxes, "todo": todo, "crops": crops}
+
+    def forward(self, state: RunState, device: Any, step: Step) -> tuple[np.ndarray, np.ndarray]:
+        """Mask probabilities ``[N, size, size]`` and point activations ``[N, g, g]`` of the slices, in batches."""
         import torch
 
-        dev = torch.device(device if device == "cpu" or torch.cuda.is_available() else "cpu")
-        notes: list[str] = []
-        if dev.type != torch.device(device).type:
-            notes.append(f"{device} is not available; ran on the CPU.")
-        model = model.to(dev)
-        try:
-            size = model.config.input_size
-            crops = crop_slices(vol01, boxes, size)  # [N, size, size], one per slice in ``todo``
-            probs = np.zeros((len(todo), size, size), np.float32)
-            acts = np.zeros((len(todo), model.config.grid, model.config.grid), np.float32)
-            with torch.inference_mode():
-                for a in range(0, len(todo), BATCH):
-                    self.check_cancelled(cancelled)
-                    x = torch.from_numpy(crops[a:a + BATCH])[:, None].to(dev, memory_format=torch.channels_last)
-                    lg, act, _ = model(x)
-                    probs[a:a + BATCH] = torch.sigmoid(lg[:, 0]).float().cpu().numpy()
-                    acts[a:a + BATCH] = act.float().cpu().numpy()
-                    done = min(a + BATCH, len(todo))
-                    progress(0.05 + 0.9 * done / len(todo), f"slice {done} of {len(todo)}")
-        finally:
-            model.to("cpu")
-        prob = paste_back(probs, boxes, vol.shape)
-        act_vol = paste_back(acts, boxes, vol.shape)
-        slice_scores = acts.reshape(len(todo), -1).max(1)
-        self.check_cancelled(cancelled)
-        progress(0.96, "building overlays")
+        model, crops = state.model.to(device), state.inputs["crops"]
+        cfg, n = model.config, len(crops)
+        probs = np.zeros((n, cfg.input_size, cfg.input_size), np.float32)
+        acts = np.zeros((n, cfg.grid, cfg.grid), np.float32)
+        with torch.inference_mode():
+            for a in range(0, n, BATCH):
+                step(a / n, f"slice {a + 1} of {n}")
+                x = torch.from_numpy(crops[a:a + BATCH])[:, None].to(device, memory_format=torch.channels_last)
+                lg, act, _ = model(x)
+                probs[a:a + BATCH] = torch.sigmoid(lg[:, 0]).float().cpu().numpy()
+                acts[a:a + BATCH] = act.float().cpu().numpy()
+        return probs, acts
+
+    def postprocess(self, state: RunState) -> EngineResult:
+        """Mask + point-activation overlays on the input grid (see the module docstring)."""
+        from engines.rasalore.preprocess import paste_back
+
+        volume, inp = state.volume, state.inputs
+        probs, acts = state.outputs
+        brain, boxes, shape = inp["brain"], inp["boxes"], inp["shape"]
+        prob = paste_back(probs, boxes, shape)
+        act_vol = paste_back(acts, boxes, shape)
+        slice_scores = acts.reshape(len(acts), -1).max(1)
         mask = ((prob > self.threshold) & brain).astype(np.uint8)
         act_vol *= brain
         voxel_ml = float(np.prod(volume.spacing)) / 1000.0
@@ -170,11 +151,10 @@ class RASALoREEngine(ShippedWeightsEngine):
                     legend="RASALoRE point activation (32×32 candidate points per slice, sigmoid)",
                     visible=False),  # secondary: starts hidden so the mask is what the user sees first
         ]
-        notes.append(f"Trained on {' and '.join(TRAINED_MODALITIES)} of 2 BRATS 2013 patients only; other "
-                     "sequences run but were not trained.")
-        notes.append(f"Whole-tumour volume {ml:.1f} mL over {int((mask.sum((1, 2)) > 0).sum())} slices.")
-        notes.append("Research demo weights, not for clinical use.")
-        progress(1.0, "done")
+        notes = [f"Trained on {' and '.join(TRAINED_MODALITIES)} of 2 BRATS 2013 patients only; other "
+                 "sequences run but were not trained.",
+                 f"Whole-tumour volume {ml:.1f} mL over {int((mask.sum((1, 2)) > 0).sum())} slices.",
+                 "Research demo weights, not for clinical use."]
         return EngineResult(overlays=overlays, scores={"tumour present": float(slice_scores.max())}, notes=notes)
 
 

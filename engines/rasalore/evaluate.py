@@ -21,14 +21,13 @@ Ground-truth masks are read here and nowhere in training.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engines.evaluation import publish
-from engines.rasalore.metrics import average_precision, dice, roc_auc
+from engines.common.evaluate import evaluate_parser, publish
+from engines.common.metrics import average_precision, dice, roc_auc
 from engines.rasalore.preprocess import paste_back
 from engines.rasalore.weights_io import load_stage2
 from engines.weights import sha256_file
@@ -132,13 +131,9 @@ def format_table(res: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Evaluate rasalore on the held-out patient.")
-    ap.add_argument("--weights", type=Path, default=Path("resources/weights/rasalore/model.safetensors"))
-    ap.add_argument("--data", type=Path, default=Path("data_prepared/rasalore"))
+    ap = evaluate_parser("rasalore", "Evaluate rasalore on the held-out patient.")
     ap.add_argument("--ddpt", type=Path, default=None, help="stage-1 weights (default: ddpt.safetensors beside --weights)")
     ap.add_argument("--pseudo", type=Path, default=None, help="instead: folder with precomputed pseudo_test.npz")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     res = evaluate(args.weights, args.data, args.pseudo, args.threads, args.ddpt)
     publish(res, "engines.rasalore.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))

@@ -26,15 +26,17 @@ so that it trains in minutes on a 2-core CPU.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engines.common.config import DictConfig
+
 
 @dataclass
-class RASALoREConfig:
+class RASALoREConfig(DictConfig):
     """Sizes. ``widths``: encoder channels; ``emb``: token/point dim (= widths[-1]); ``token_grid``: side of the
     image-token grid; ``dec``: channels of the two transposed convs; ``grid``: candidate points per side."""
 
@@ -51,16 +53,6 @@ class RASALoREConfig:
     dropout: float = 0.1
     extra: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> RASALoREConfig:
-        d = dict(d)
-        for k in ("widths", "dec", "ff"):
-            if k in d:
-                d[k] = tuple(d[k])  # type: ignore[arg-type]
-        return cls(**d)  # type: ignore[arg-type]
 
 
 CONFIGS: dict[str, RASALoREConfig] = {

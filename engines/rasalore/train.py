@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.distributed import finish_distributed, init_distributed
-from engines.rasalore.common import augment, balanced_batches, hardware, load_side, subset
+from engines.common.train import add_run_args, finish_run, start_run, train_main
+from engines.rasalore.common import augment, hardware, load_side, start_training, subset
 from engines.rasalore.losses import (
     healthy_fp_penalty,
     point_activation_loss,
@@ -47,7 +47,6 @@ from engines.rasalore.losses import (
 )
 from engines.rasalore.model import CONFIGS, RASALoRE, count_parameters, sample_grid
 from engines.rasalore.weights_io import save_weights
-from engines.training import warmup_cosine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,9 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--init-from", type=Path, default=None, help="continue from a stage-2 weights file (strict)")
     ap.add_argument("--reinit", nargs="*", default=[], help="module names to re-initialise (the authors' "
                     "initialize_weights: Kaiming-normal fan_out for (transposed) convs, zero bias), e.g. "
@@ -69,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-every", type=int, default=30, help="validate (and maybe keep) every N steps")
     ap.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (saves)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training slices (tests)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_run_args(ap, lr=1e-3, weight_decay=None)
     return ap.parse_args(argv)
 
 
@@ -104,8 +100,8 @@ def stage2_loss(model: torch.nn.Module, x: torch.Tensor, pseudo: torch.Tensor, t
 
 def validate(model: torch.nn.Module, val: dict[str, np.ndarray], pseudo: np.ndarray) -> dict[str, float]:
     """Label-only validation: slice AUROC of the point activation and Dice of the mask vs the pseudo-masks."""
+    from engines.common.metrics import dice, roc_auc
     from engines.rasalore.evaluate import predict
-    from engines.rasalore.metrics import dice, roc_auc
 
     was_training = model.training
     model.eval()
@@ -121,11 +117,7 @@ def validate(model: torch.nn.Module, val: dict[str, np.ndarray], pseudo: np.ndar
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:
-    device = torch.device(args.device)
-    distributed, rank, world, device = init_distributed(device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
+    distributed, rank, world, device = start_run(args)
     cfg = CONFIGS[args.config]
     d = load_side(args.data, "train")
     with np.load(Path(args.pseudo) / "pseudo_train.npz") as p:
@@ -151,16 +143,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     for name in args.reinit:
         authors_init(model.get_submodule(name))
     model = model.to(device)
-    net: torch.nn.Module = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=1e-4)
-    warm = max(1, min(20, args.steps // 10))
-    sched = warmup_cosine(opt, args.steps, warm)
-    rng = np.random.default_rng(args.seed + 100 * rank)
-    gen = torch.Generator().manual_seed(args.seed + 1 + rank)
-    batches = balanced_batches(labels, args.batch_size, rng)
-    args.out.mkdir(parents=True, exist_ok=True)
+    loop = start_training(model, args, labels, rank, distributed, weight_decay=1e-4, max_warmup=20)
+    net, opt, sched, gen, batches = loop.net, loop.opt, loop.sched, loop.gen, loop.batches
     log = open(args.out / "train_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
     vlog = open(args.out / "val_log.jsonl", "w") if rank == 0 and val is not None else None  # noqa: SIM115
     best: dict[str, object] = {"val_score": -1.0, "step": 0, "state": None}
@@ -226,15 +210,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             vlog.close()
         save_weights(model, args.out / "model.safetensors", "rasalore", cfg.to_dict(),
                      {"steps": str(len(losses)), "engine": "rasalore"})
-        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    finish_distributed()
-    summary["losses"] = losses
-    return summary
+    return finish_run(summary, losses, args.out if rank == 0 else None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    s = train(parse_args(argv))
-    print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+    train_main(train, parse_args, argv)
 
 
 if __name__ == "__main__":

@@ -32,11 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.distributed import finish_distributed, init_distributed
-from engines.rasalore.common import augment, balanced_batches, hardware, load_side, subset
+from engines.common.train import add_run_args, finish_run, start_run, train_main
+from engines.rasalore.common import augment, hardware, load_side, start_training, subset
 from engines.rasalore.ddpt import CONFIGS, DDPT, DDPTConfig, mil_logit, minilm_available, pseudo_masks
 from engines.rasalore.weights_io import save_weights
-from engines.training import warmup_cosine
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,12 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--text", choices=("auto", "minilm", "random"), default="auto")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=24)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--mil-weight", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="use only N training slices (tests)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_run_args(ap, lr=1e-3, weight_decay=None)
     return ap.parse_args(argv)
 
 
@@ -73,11 +69,7 @@ def infer(model: DDPT, images: np.ndarray, brain: np.ndarray, device: torch.devi
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:
-    device = torch.device(args.device)
-    distributed, rank, world, device = init_distributed(device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
+    distributed, rank, world, device = start_run(args)
     text = args.text if args.text != "auto" else ("minilm" if minilm_available() else "random")
     cfg = DDPTConfig.from_dict({**CONFIGS[args.config].to_dict(), "text": text})
     d = load_side(args.data, "train")
@@ -85,17 +77,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     n = len(keep)
     images, labels = d["images"][keep], d["labels"][keep]
     model = DDPT(cfg).to(device)
-    net: torch.nn.Module = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
-    warm = max(1, min(30, args.steps // 10))
-    sched = warmup_cosine(opt, args.steps, warm)
-    rng = np.random.default_rng(args.seed + 100 * rank)
-    gen = torch.Generator().manual_seed(args.seed + 1 + rank)
-    batches = balanced_batches(labels, args.batch_size, rng)
-    args.out.mkdir(parents=True, exist_ok=True)
+    loop = start_training(model, args, labels, rank, distributed, weight_decay=0.05, max_warmup=30)
+    net, opt, sched, gen, batches = loop.net, loop.opt, loop.sched, loop.gen, loop.batches
     log = open(args.out / "ddpt_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
     losses: list[float] = []
     t0 = time.time()
@@ -159,16 +142,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             "command": "python -m engines.rasalore.train_ddpt " + " ".join(sys.argv[1:]),
             "first_loss": losses[0], "last_loss": losses[-1],
         }
-        (args.out / "ddpt_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    finish_distributed()
-    summary["losses"] = losses
-    return summary
+    return finish_run(summary, losses, args.out if rank == 0 else None, "ddpt_summary.json")
 
 
 def main(argv: list[str] | None = None) -> None:
-    s = train(parse_args(argv))
-    if "first_loss" in s:
-        print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
+    train_main(train, parse_args, argv)
 
 
 if __name__ == "__main__":

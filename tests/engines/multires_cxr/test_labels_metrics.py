@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engines.multires_cxr.labels import LABELS, map_labels
+from engines.common.cxr_labels import LABELS, map_labels
 from engines.multires_cxr.metrics import minmax, roc_auc, soft_dice
 
 

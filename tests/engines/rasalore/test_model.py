@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from engines.common.metrics import average_precision, dice, roc_auc
 from engines.rasalore import losses
-from engines.rasalore.metrics import average_precision, dice, roc_auc
 from engines.rasalore.model import CONFIGS, RASALoRE, RASALoREConfig, count_parameters, sample_grid
 
 
