@@ -1,9 +1,9 @@
-"""Small input widgets shared by the library and remote tabs of the study browser: date bounds."""
+"""Small widgets shared by the library and remote tabs of the study browser: date bounds, the split."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QDate
-from PySide6.QtWidgets import QDateEdit
+from PySide6.QtCore import QDate, Qt
+from PySide6.QtWidgets import QDateEdit, QSplitter, QWidget
 
 ANY_DATE = QDate(1800, 1, 1)
 
@@ -31,3 +31,13 @@ def set_date_bound(edit: QDateEdit, value: str) -> None:
     edit.blockSignals(True)
     edit.setDate(QDate.fromString(digits, "yyyyMMdd") if digits else ANY_DATE)
     edit.blockSignals(False)
+
+
+def studies_over_series(studies: QWidget, series: QWidget) -> QSplitter:
+    """The study table above the series list, 3:2."""
+    split = QSplitter(Qt.Orientation.Vertical)
+    split.addWidget(studies)
+    split.addWidget(series)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, 2)
+    return split

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QSplitter,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -44,7 +43,7 @@ from viewer.io.index import ImportReport, SeriesRow, StudyFilter, StudyIndex, de
 from viewer.io.thumbnails import DEFAULT_SIZE
 from viewer.net.library import default_library
 
-from .fields import date_bound, date_edit, set_date_bound
+from .fields import date_bound, date_edit, set_date_bound, studies_over_series
 from .models import StudyTableModel
 from .remote import RemoteStudies
 from .workers import ImportWorker, ThumbnailWorker, start_in_thread
@@ -141,12 +140,7 @@ class StudyBrowser(QWidget):
         self.series_list.setIconSize(QSize(DEFAULT_SIZE, DEFAULT_SIZE))
         self.series_list.setUniformItemSizes(True)
         self.series_list.itemDoubleClicked.connect(self._on_series_double_clicked)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.table)
-        split.addWidget(self.series_list)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        lay.addWidget(split, 1)
+        lay.addWidget(studies_over_series(self.table, self.series_list), 1)
 
         bottom = QHBoxLayout()
         self.hide_names_box = QCheckBox("Hide patient names")
@@ -208,13 +202,13 @@ class StudyBrowser(QWidget):
         study = self.index.study_of_series(report.series_uids[0])
         if study:
             self.select_study(study)
-        self.status.setText("Retrieved: " + report.summary())
         if self.remote is not None and self.remote.open_after:
             self.remote.open_after = False
             best = max(self.index.series(study) if study else [], key=lambda s: (s.n_frames, s.n_files),
                        default=None)
             if best is not None:
                 self.activate_series(best.uid)
+        self.status.setText("Retrieved: " + report.summary())
         self.tabs.setCurrentIndex(0)
 
     # ---- filtering ------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -45,7 +44,7 @@ from viewer.net import (
     retrieve_series,
 )
 
-from .fields import date_bound, date_edit, set_date_bound
+from .fields import date_bound, date_edit, set_date_bound, studies_over_series
 from .models import HIDDEN_NAME, format_date
 from .workers import NetWorker
 
@@ -140,12 +139,7 @@ class RemoteStudies(QWidget):
         self.series_list = QListWidget()
         self.series_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.series_list.itemDoubleClicked.connect(lambda _i: self.retrieve_selected_series())
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.table)
-        split.addWidget(self.series_list)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        lay.addWidget(split, 1)
+        lay.addWidget(studies_over_series(self.table, self.series_list), 1)
 
         bottom = QHBoxLayout()
         self.retrieve_study_button = QPushButton("Retrieve study")

@@ -10,6 +10,7 @@ from tests.net.orthanc import CT_PATIENT, free_port
 from viewer.io.index import StudyIndex, load_series
 from viewer.net import (
     AssociationRejected,
+    NetError,
     QueryFilter,
     ServerUnreachable,
     TransferCancelled,
@@ -22,6 +23,14 @@ from viewer.net.library import SeriesWriter
 def _ct_study(client):
     (study,) = client.find_studies(QueryFilter(patient_id=CT_PATIENT[1]))
     return study
+
+
+def _ct_series(config, how: str):
+    """(client, study, series list) of the test CT, retrieving with C-GET or C-MOVE."""
+    config.retrieve = how
+    client = connect(config)
+    study = _ct_study(client)
+    return client, study, client.find_series(study.uid)
 
 
 def test_echo_and_study_search_by_each_key(dimse_config):
@@ -55,11 +64,8 @@ def test_series_and_instances(dimse_config, ct_files):
 
 @pytest.mark.parametrize("how", ["get", "move"])
 def test_retrieve_indexes_the_complete_series_and_it_opens(dimse_config, library, how):
-    dimse_config.retrieve = how
     root, db = library
-    client = connect(dimse_config)
-    study = _ct_study(client)
-    series = client.find_series(study.uid)
+    client, study, series = _ct_series(dimse_config, how)
     seen = []
     report = retrieve_series(client, series, root, db, progress=lambda d, n: seen.append((d, n)))
     assert report.series == 1 and report.instances == report.fetched == 20 and report.bytes > 2_000_000
@@ -81,11 +87,8 @@ def test_retrieve_indexes_the_complete_series_and_it_opens(dimse_config, library
 
 @pytest.mark.parametrize("how", ["get", "move"])
 def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse_config, library, how):
-    dimse_config.retrieve = how
     root, db = library
-    client = connect(dimse_config)
-    study = _ct_study(client)
-    series = client.find_series(study.uid)
+    client, study, series = _ct_series(dimse_config, how)
     done = []
 
     def progress(d: int, n: int) -> None:
@@ -123,12 +126,11 @@ def test_association_rejected_names_the_ae_titles(dimse_config):
 
 
 def test_move_port_taken_is_reported(dimse_config, library):
-    dimse_config.retrieve = "move"
     root, db = library
-    client = connect(dimse_config)
-    study = _ct_study(client)
+    client, _study, series = _ct_series(dimse_config, "move")
     with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the earlier C-MOVEs leave TIME_WAITs there
         busy.bind(("", dimse_config.store_port))
         busy.listen()
-        with pytest.raises(Exception, match="storage port .* is not free"):
-            retrieve_series(client, client.find_series(study.uid), root, db)
+        with pytest.raises(NetError, match="storage port .* is not free"):
+            retrieve_series(client, series, root, db)

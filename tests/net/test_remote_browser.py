@@ -68,7 +68,7 @@ def test_search_retrieve_and_open(browser, qtbot, opened, library, server):
     qtbot.waitUntil(lambda: remote.series_list.count() == 1, timeout=10000)
     with qtbot.waitSignal(remote.retrieved, timeout=30000):
         assert remote.retrieve_selected_study(open_after=True)
-    assert "20 instances" in remote.status.text()
+    assert "20 instances" in remote.status.text() and browser.status.text().startswith("Retrieved: ")
     # the study is in the library tab, selected, and it was opened with its 20 files
     assert browser.tabs.currentIndex() == 0 and browser.selected_study_uid() == remote.studies[0].uid
     (paths, _uid), = opened
