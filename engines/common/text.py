@@ -90,6 +90,14 @@ def find_vocab(weights: Path) -> Path | None:
     return next((p for p in vocab_candidates(weights) if p.is_file()), None)
 
 
+def _vocab_argument(cls: type, vocab: Path) -> dict[str, Any]:
+    """How this transformers version takes a vocabulary file: ``vocab=`` (5.x) or ``vocab_file=`` (4.x)."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    return {"vocab": str(vocab)} if "vocab" in params else {"vocab_file": str(vocab)}
+
+
 class VocabTokenizer:
     """A WordPiece tokenizer read from a ``vocab.txt`` (transformers, offline): sentences → ids and mask.
 
@@ -110,10 +118,13 @@ class VocabTokenizer:
         if cls is None:
             raise ValueError(f"unknown tokenizer kind {kind!r}")
         try:
-            self.tokenizer = cls(vocab_file=str(vocab), do_lower_case=True)
+            entries = vocab.read_text(encoding="utf-8").splitlines()
+            self.tokenizer = cls(**_vocab_argument(cls, vocab), do_lower_case=True)
         except Exception as exc:  # unreadable or malformed file
             raise EngineError(f"Cannot read the vocabulary {vocab}: {exc}") from exc
         n = len(self.tokenizer)
+        if n < len(entries):
+            raise EngineError(f"The vocabulary {vocab} was not read ({n} of {len(entries)} entries).")
         if vocab_size is not None and n > vocab_size:
             raise EngineError(f"{vocab} has {n} entries but the text tower has {vocab_size} token embeddings; "
                               "it is not this checkpoint's vocabulary.")

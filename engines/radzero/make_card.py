@@ -44,7 +44,8 @@ LIMITS = [
     "Grounding/segmentation are scored against the lungs (lungVAE masks, lung boxes) — a proxy; the data has no "
     "lesion boxes or masks. The similarity map is coarse (16×16 patches).",
     "The paper config (XrayDINOv2 + MPNet) is implemented and loads the official key list strictly, but it was "
-    "not trained here and needs the all-mpnet-base-v2 tokenizer, which is not available offline.",
+    "not trained here; it runs in the app when converted, with the all-mpnet-base-v2 vocabulary (vocab.txt) "
+    "beside it.",
     "Not validated on DICOM CR/DX from real scanners.",
 ]
 
