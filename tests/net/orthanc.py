@@ -50,6 +50,7 @@ class OrthancServer:
     dicom_port: int
     modalities: dict[str, tuple[str, int]] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    tls_cert: Path | None = None
 
     @property
     def url(self) -> str:
@@ -61,8 +62,12 @@ class OrthancServer:
 
     @classmethod
     def start(cls, folder: Path, modalities: dict[str, tuple[str, int]] | None = None,
-              timeout_s: float = 30.0, env: dict[str, str] | None = None) -> OrthancServer:
-        """Write the config into ``folder`` and start Orthanc (``env``: extra environment variables)."""
+              timeout_s: float = 30.0, env: dict[str, str] | None = None, tls: bool = False) -> OrthancServer:
+        """Write the config into ``folder`` and start Orthanc (``env``: extra environment variables).
+
+        With ``tls``, its DICOM port speaks TLS only, with a self-signed certificate for 127.0.0.1 made by
+        ``openssl`` (:attr:`tls_cert`, the CA file a client needs). Its HTTP server stays plain: Debian 12's
+        Orthanc 1.10.1 crashes (SIGSEGV) on the first HTTPS request."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         server = cls(folder, free_port(), free_port(), dict(modalities or {}))
@@ -93,6 +98,12 @@ class OrthancServer:
             "UnknownSopClassAccepted": True,
             "HttpCompressionEnabled": False,
         }
+        if tls:
+            server.tls_cert = self_signed(folder)
+            key = folder / "tls.key"
+            config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(server.tls_cert),
+                           "DicomTlsPrivateKey": str(key), "DicomTlsTrustedCertificates": str(server.tls_cert),
+                           "DicomTlsRemoteCertificateRequired": False})
         (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - handed to the process
         server.process = subprocess.Popen(["Orthanc", str(folder / "orthanc.json")], stdout=log, stderr=log,
@@ -155,6 +166,15 @@ class OrthancServer:
         for hit in self.rest("POST", "/tools/lookup", series_uid.encode(), "text/plain") or []:
             if hit.get("Type") == "Series":
                 self.rest("DELETE", f"/series/{hit['ID']}")
+
+
+def self_signed(folder: Path) -> Path:
+    """A self-signed certificate (and ``tls.key``) for 127.0.0.1 in ``folder``; returns the certificate."""
+    cert, key = folder / "tls.crt", folder / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True, timeout=60)
+    return cert
 
 
 # ---- test data ------------------------------------------------------------------------------------------

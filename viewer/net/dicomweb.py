@@ -32,8 +32,19 @@ def _no_progress(done: int, total: int) -> None:
 
 
 class WildcardSession(requests.Session):
-    """Sends QIDO wildcards as ``*``: requests escapes them as ``%2A``, which is legal, but some servers
-    (Orthanc's DICOMweb plugin 1.7) then match a literal asterisk and find nothing."""
+    """A requests session with two fixes.
+
+    * QIDO wildcards go out as ``*``: requests escapes them as ``%2A``, which is legal, but some servers
+      (Orthanc's DICOMweb plugin 1.7) then match a literal asterisk and find nothing.
+    * A CA file set on the session wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (requests lets the
+      environment override ``session.verify``, so the server's own CA file would be ignored).
+    """
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # noqa: ANN001, ANN201
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         prepared = super().prepare_request(request)
