@@ -154,3 +154,19 @@ def test_send_dialog_sends_mask_map_and_findings(qtbot, ct_files, web_config, or
     finally:
         for s in new:
             orthanc.delete_series(s.uid)
+
+
+def test_main_window_offers_servers_remote_tab_and_send(qtbot, monkeypatch):
+    from app.main_window import MainWindow
+
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    try:
+        assert win.browser.remote is not None and win.browser.tabs.tabText(1) == "Remote (PACS)"
+        assert {"servers", "send_results"} <= set(win.actions_by_id)
+        shown = []
+        monkeypatch.setattr(win, "show_error", shown.append)
+        win.actions_by_id["send_results"].trigger()  # no study open: says so instead of sending
+        assert shown and "Open a DICOM study first" in shown[0]
+    finally:
+        win.engines.runner.shutdown()

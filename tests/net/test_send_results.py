@@ -75,7 +75,7 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         back = {str(ds.SOPClassUID): ds for ds in (_fetch_back(web, study.uid, s.uid) for s in new)}
         seg = hd.seg.Segmentation.from_dataset(back[results["seg"].SOPClassUID])
         pm = hd.pm.ParametricMap.from_dataset(back[results["pm"].SOPClassUID])
-        sc = back[results["sc"].SOPClassUID]
+        sc = hd.Image.from_dataset(back[results["sc"].SOPClassUID])
         sr = hd.sr.Comprehensive3DSR.from_dataset(back[results["sr"].SOPClassUID])
         for ds in (seg, pm, sc, sr):
             assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.PatientID == CT_PATIENT[1]
@@ -89,7 +89,10 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         assert values.shape[-2:] == (512, 512) and values.dtype.kind == "f"
         assert float(values.max()) == pytest.approx(1.0, abs=0.02) and float(values.min()) == pytest.approx(0, abs=0.02)
         # secondary capture: RGB, pointing at its source slice
-        assert sc.Modality == "OT" and sc.SamplesPerPixel == 3 and sc.pixel_array.shape == (512, 512, 3)
+        rgb = sc.get_frame(1)
+        assert sc.Modality == "OT" and sc.SamplesPerPixel == 3 and rgb.shape == (512, 512, 3)
+        assert (rgb[0, :, 0] == rgb[0, :, 2]).all()  # the map is 0 on the first row: the grey image shows
+        assert (rgb[-1, :, 0] > rgb[-1, :, 2]).mean() > 0.9  # and 1 on the last: inferno's yellow over it
         assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID in {
             pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in base.metadata["slice_files"]}
         # TID 1500 SR: one measurement per finding with its probability, the source images as evidence
