@@ -71,3 +71,23 @@ def web_config(orthanc: OrthancServer) -> ServerConfig:
 def library(tmp_path: Path) -> tuple[Path, Path]:
     """(library folder, index database) of a fresh local library."""
     return tmp_path / "library", tmp_path / "studies.sqlite"
+
+
+@pytest.fixture
+def count_arrivals(monkeypatch):
+    """``count_arrivals()`` starts recording every instance handed to a SeriesWriter (also those it already
+    had — what went over the wire) and returns the list it fills."""
+    from viewer.net.library import SeriesWriter
+
+    def start() -> list[str]:
+        arrived: list[str] = []
+        add = SeriesWriter.add
+
+        def recording_add(self, sop_uid: str, data: bytes) -> bool:
+            arrived.append(sop_uid)
+            return add(self, sop_uid, data)
+
+        monkeypatch.setattr(SeriesWriter, "add", recording_add)
+        return arrived
+
+    return start

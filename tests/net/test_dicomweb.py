@@ -33,7 +33,7 @@ def test_qido_search_by_each_key(web_config):
     assert len(client.find_instances(study.uid, series.uid)) == 20
 
 
-def test_wado_retrieve_cancel_then_resume(web_config, library):
+def test_wado_retrieve_cancel_then_resume(web_config, library, count_arrivals):
     root, db = library
     client = connect(web_config)
     (study,) = client.find_studies(QueryFilter(patient_id=CT_PATIENT[1]))
@@ -46,7 +46,9 @@ def test_wado_retrieve_cancel_then_resume(web_config, library):
     assert 3 <= kept < 20
     with StudyIndex(db) as index:
         assert index.studies() == []
+    arrived = count_arrivals()
     report = retrieve_series(client, series, root, db)
+    assert len(arrived) == 20 - kept  # only the missing instances were asked for
     assert (report.skipped, report.fetched) == (kept, 20 - kept)
     with StudyIndex(db) as index:
         (row,) = index.studies()

@@ -86,7 +86,7 @@ def test_retrieve_indexes_the_complete_series_and_it_opens(dimse_config, library
 
 
 @pytest.mark.parametrize("how", ["get", "move"])
-def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse_config, library, how):
+def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse_config, library, count_arrivals, how):
     root, db = library
     client, study, series = _ct_series(dimse_config, how)
     done = []
@@ -103,7 +103,9 @@ def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse
     assert not [p for p in writer.partial.iterdir() if not p.name.endswith(".dcm")]  # no temporary leftovers
     with StudyIndex(db) as index:
         assert index.counts()["files"] == 0 and index.studies() == []
+    arrived = count_arrivals()
     report = retrieve_series(client, series, root, db)
+    assert len(arrived) == 20 - kept  # only the missing instances were asked for
     assert report.skipped == kept and report.fetched == 20 - kept and report.instances == 20
     with StudyIndex(db) as index:
         assert len(index.series_files(series[0].uid)) == 20
