@@ -141,6 +141,18 @@ def load_safetensors(path: str | Path, expected_sha256: str | None = None,
     return tensors
 
 
+def save_state(module: torch.nn.Module, path: str | Path, metadata: dict[str, str], dtype: Any = None) -> None:
+    """Write ``module``'s state dict as safetensors: floating tensors as ``dtype`` (default fp16, the shipped
+    format), other tensors unchanged, all contiguous on the CPU; ``{"format": "pt", **metadata}`` as metadata."""
+    import torch
+    from safetensors.torch import save_file
+
+    dtype = torch.float16 if dtype is None else dtype
+    sd = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+          for k, v in module.state_dict().items()}
+    save_file(sd, str(path), metadata={"format": "pt", **metadata})
+
+
 def _shape(t: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape)
 

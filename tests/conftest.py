@@ -25,7 +25,7 @@ def _private_settings(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data``; tests that need it skip with a reason when it is absent."""
+    """``../shared/data``; tests that need it FAIL when it is absent (scripts/test.sh stops first, in one line)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set LUCENT_SHARED_DATA)")
+        pytest.fail(f"real data not found at {SHARED_DATA} (set LUCENT_SHARED_DATA)", pytrace=False)
     return SHARED_DATA

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from engines.dermae.model import MODELS, DermaeConfig
-from engines.weights import load_into, load_safetensors, sha256_file
+from engines.weights import load_into, load_safetensors, save_state, sha256_file
 
 sha256 = sha256_file
 
@@ -18,11 +17,7 @@ sha256 = sha256_file
 def save_weights(model: torch.nn.Module, path: Path, config: DermaeConfig, kind: str,
                  extra: dict[str, str] | None = None) -> None:
     """Write ``model``'s state dict: floating tensors fp16, integer buffers unchanged; ``kind`` ∈ :data:`MODELS`."""
-    sd = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in model.state_dict().items()}
-    meta = {"format": "pt", "engine": "dermae", "kind": kind, "config": json.dumps(config.to_dict()),
-            **(extra or {})}
-    save_file(sd, str(path), metadata=meta)
+    save_state(model, path, {"engine": "dermae", "kind": kind, "config": json.dumps(config.to_dict()), **(extra or {})})
 
 
 def read_meta(path: Path) -> tuple[DermaeConfig, str]:

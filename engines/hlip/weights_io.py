@@ -7,20 +7,16 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from engines.hlip.configs import get_config
 from engines.hlip.model import HLIP, HLIPConfig
-from engines.weights import load_into, load_safetensors
+from engines.weights import load_into, load_safetensors, save_state
 
 
 def save_weights(model: torch.nn.Module, path: Path, config: HLIPConfig, extra: dict[str, str] | None = None,
                  dtype: torch.dtype = torch.float16) -> None:
     """Write the state dict (floating tensors as ``dtype``) with ``config`` in the metadata."""
-    sd = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in model.state_dict().items()}
-    meta = {"format": "pt", "config": json.dumps(config.to_dict()), **(extra or {})}
-    save_file(sd, str(path), metadata=meta)
+    save_state(model, path, {"config": json.dumps(config.to_dict()), **(extra or {})}, dtype)
 
 
 def read_config(path: Path) -> HLIPConfig:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from engines.multires_cxr.model import MultiResConfig, MultiResCXR
-from engines.weights import load_into, load_safetensors, sha256_file
+from engines.weights import load_into, load_safetensors, save_state, sha256_file
 
 sha256 = sha256_file  # kept for the card tooling
 
@@ -18,10 +17,7 @@ sha256 = sha256_file  # kept for the card tooling
 def save_weights(model: torch.nn.Module, path: Path, config: MultiResConfig,
                  extra: dict[str, str] | None = None) -> None:
     """Write ``model``'s state dict to ``path``: floating tensors as fp16, integer buffers unchanged."""
-    sd = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in model.state_dict().items()}
-    meta = {"format": "pt", "config": json.dumps(config.to_dict()), **(extra or {})}
-    save_file(sd, str(path), metadata=meta)
+    save_state(model, path, {"config": json.dumps(config.to_dict()), **(extra or {})})
 
 
 def read_config(path: Path) -> MultiResConfig:

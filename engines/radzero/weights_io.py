@@ -10,24 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from engines.base import EngineError
 from engines.radzero.model import CONFIGS, RadZero, RadZeroConfig, build
-from engines.weights import load_into, load_safetensors, read_metadata
-
-
-def state_dict_fp16(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Floating tensors as contiguous fp16 CPU tensors (others unchanged)."""
-    return {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
-            for k, v in model.state_dict().items()}
+from engines.weights import load_into, load_safetensors, read_metadata, save_state
 
 
 def save_weights(model: RadZero, path: Path, extra: dict[str, str] | None = None) -> None:
     """Write ``model`` to ``path`` (fp16) with ``config`` (JSON) and ``extra`` strings as metadata."""
-    meta = {"format": "pt", "engine": "radzero", "config": json.dumps(model.config.to_dict()), **(extra or {})}
-    save_file(state_dict_fp16(model), str(path), metadata=meta)
+    save_state(model, path, {"engine": "radzero", "config": json.dumps(model.config.to_dict()), **(extra or {})})
 
 
 def set_metadata(path: Path, **items: str) -> None:

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from engines.base import EngineError
-from engines.weights import load_into, load_safetensors
+from engines.weights import load_into, load_safetensors, save_state
 
 
 def save_weights(model: torch.nn.Module, path: Path, kind: str, config: dict[str, object],
                  extra: dict[str, str] | None = None) -> None:
     """Write floating tensors as fp16 (others unchanged) with ``{"kind", "config", **extra}`` metadata."""
-    sd = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in model.state_dict().items()}
-    save_file(sd, str(path), metadata={"format": "pt", "kind": kind, "config": json.dumps(config), **(extra or {})})
+    save_state(model, path, {"kind": kind, "config": json.dumps(config), **(extra or {})})
 
 
 def read_meta(path: Path) -> dict[str, str]:

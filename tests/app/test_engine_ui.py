@@ -58,18 +58,23 @@ def test_cancel_adds_nothing_and_errors_are_plain(window, qtbot, shared_data):
     assert len(window.document.layers) == n
 
 
-def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, shared_data, monkeypatch):
-    with registry.registered(ToyEngine()) as toy:
-        # the toy answers queries here, even where a shipped query engine (RadZero) also applies
-        monkeypatch.setattr(type(window.engines), "query_engine", staticmethod(lambda doc: toy))
-        window.open_paths([cxr(shared_data)])
-        bar = window.engines.query_bar
-        assert bar.box.isEnabled() and "Toy edges" in bar.target.text()
-        bar.box.setEditText("  right   pleural effusion ")
-        bar.submit()
-        qtbot.waitUntil(window.engines.runner.is_idle, timeout=10_000)
-        assert any(la.name.endswith("· right pleural effusion") for la in window.document.layers)
-        assert window.settings.get("query_history")[0] == "right pleural effusion"
+def test_query_goes_to_the_query_engine_and_names_the_layer(window, qtbot, shared_data):
+    """The real routing, nothing mocked: a chest radiograph's query goes to RadZero, an MR volume's to HLIP."""
+    window.open_paths([cxr(shared_data)])
+    bar = window.engines.query_bar
+    assert bar.box.isEnabled() and window.engines.query_engine(window.document).id == "radzero"
+    assert "RadZero" in bar.target.text()
+    before = len(window.document.layers)
+    bar.box.setEditText("  right   pleural effusion ")
+    bar.submit()
+    qtbot.waitUntil(lambda: len(window.document.layers) > before and window.engines.runner.is_idle(), timeout=60_000)
+    (layer,) = window.document.layers[before:]
+    assert layer.name.startswith("RadZero") and layer.name.endswith("· right pleural effusion")
+    assert window.settings.get("query_history")[0] == "right pleural effusion"
+    assert "right pleural effusion" in " ".join(window.engines.results_panel.ranked_names())
+
+    window.open_paths([shared_data / "brain_mri/brats_2013_pat0001_1/Flair_subtrMeanDivStd.nii.gz"])
+    assert window.engines.query_engine(window.document).id == "hlip" and "HLIP" in bar.target.text()
 
 
 def test_query_bar_without_query_engine_is_disabled(window, shared_data):

@@ -14,7 +14,6 @@ from engines.dermae.engine import DEFAULT_WEIGHTS, DermaeEngine
 from engines.multires_cxr.engine import map_to_image_matrix
 from viewer.model.volume import Volume
 
-needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="shipped weights not built yet")
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -31,7 +30,6 @@ def test_offered_for_colour_photos_only() -> None:
     assert DermaeEngine().applies_to(photo) and not DermaeEngine().applies_to(grey)
 
 
-@needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.dermae.weights_io import load_model, sha256
 
@@ -79,7 +77,6 @@ def _photo(derm_data: Path, image_id: str = "ISIC_0000009") -> Volume:
     return load_volume(path)
 
 
-@needs_weights
 def test_inference_on_real_photo(derm_data: Path) -> None:
     vol = _photo(derm_data)
     assert vol.rgb and vol.modality == "XC"
@@ -123,7 +120,6 @@ def test_bad_input_gives_clear_errors() -> None:
         eng.run(Volume(np.zeros((0, 64, 3), np.uint8), modality="XC", rgb=True))
 
 
-@needs_weights
 def test_cancel_raises_cancelled(derm_data: Path) -> None:
     vol = _photo(derm_data)
     calls = {"n": 0}

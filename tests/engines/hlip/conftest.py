@@ -12,10 +12,6 @@ def prepared_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     """One BRATS patient (train side) + 24 head-CT slices, prepared with the committed split."""
     from engines.hlip.prepare import SPLIT_FILE, prepare
 
-    if not (shared_data / "brain_mri" / "brats_2013_pat0001_1").is_dir() or not (shared_data / "head_ct").is_dir():
-        pytest.skip(f"brain MRI / head CT data not found under {shared_data}")
-    if not SPLIT_FILE.exists():
-        pytest.skip("engines/hlip/split.json missing (run prepare once)")
     out = tmp_path_factory.mktemp("hlip")
     prepare(shared_data, out, SPLIT_FILE, size=(16, 32, 32), patients=("brats_2013_pat0001_1",), gli=False,
             ct_limit=40)
@@ -27,7 +23,4 @@ def brats_flair(shared_data: Path):
     """The FLAIR of BRATS 2013 patient 2 (held-out side) as a Volume."""
     from viewer.io.nifti import read_nifti
 
-    p = shared_data / "brain_mri" / "brats_2013_pat0002_1" / "Flair_subtrMeanDivStd.nii.gz"
-    if not p.exists():
-        pytest.skip(f"{p} not found")
-    return read_nifti(p)
+    return read_nifti(shared_data / "brain_mri" / "brats_2013_pat0002_1" / "Flair_subtrMeanDivStd.nii.gz")

@@ -13,8 +13,6 @@ from engines.base import Cancelled, EngineError
 from engines.hlip.engine import DEFAULT_WEIGHTS, HLIPEngine, token_to_voxel_matrix
 from viewer.model.volume import Volume
 
-needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="shipped weights not built yet")
-
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -79,7 +77,6 @@ def test_overlay_affine_maps_token_centres_into_patient_space(tiny_weights: Path
     assert sum(v for k, v in res.scores.items() if not k.startswith("“")) == pytest.approx(1.0, abs=1e-5)
 
 
-@needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.weights import ModelCard, load_into, load_safetensors
 
@@ -92,7 +89,6 @@ def test_shipped_weights_load_strict() -> None:
     assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 1024 * 1024
 
 
-@needs_weights
 def test_real_brats_flair_scores_heatmap_and_cache(brats_flair: Volume) -> None:
     eng = HLIPEngine()
     steps: list[str] = []

@@ -74,7 +74,6 @@ def test_schedule_of_paper_and_demo_configs() -> None:
     assert demo.grid == (6, 6, 6)
 
 
-@pytest.mark.skipif(not REF.exists(), reason="shared/reference key list absent")
 def test_official_key_list_loads_strictly_into_paper_config() -> None:
     """Random tensors of the authors' keys/shapes load into the paper config with strict=True."""
     ref = json.loads(REF.read_text())[PAPER_DEFAULT]
@@ -97,7 +96,6 @@ def test_official_key_list_loads_strictly_into_paper_config() -> None:
         load_into(model, bad, "official.safetensors")
 
 
-@pytest.mark.skipif(not REF.exists(), reason="shared/reference key list absent")
 @pytest.mark.parametrize("name", sorted(PAPER_CONFIGS))
 def test_every_released_config_has_the_official_keys_and_shapes(name: str) -> None:
     ref = json.loads(REF.read_text())[name]

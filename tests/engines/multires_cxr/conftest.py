@@ -13,10 +13,6 @@ def prepared_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     from engines.multires_cxr.prepare import SPLIT_FILE, prepare
 
     cxr = shared_data / "cxr"
-    if not (cxr / "metadata.csv").exists():
-        pytest.skip(f"chest X-ray data not found at {cxr}")
-    if not SPLIT_FILE.exists():
-        pytest.skip("engines/multires_cxr/split.json missing (run prepare once)")
     out = tmp_path_factory.mktemp("mcxr")
     prepare(cxr, out, [128], SPLIT_FILE, limit=24)
     return out

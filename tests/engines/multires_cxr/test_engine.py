@@ -12,8 +12,6 @@ from engines.base import Cancelled, EngineError
 from engines.multires_cxr.engine import DEFAULT_WEIGHTS, MultiResCXREngine, map_to_image_matrix
 from viewer.model.volume import Volume
 
-needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="shipped weights not built yet")
-
 
 def test_import_is_cheap() -> None:
     import subprocess
@@ -36,7 +34,6 @@ def test_map_pixel_centres_land_on_image() -> None:
     assert (m @ np.array([63.5, 63.5, 0, 1]))[:2] == pytest.approx([399.5, 511.5])
 
 
-@needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.multires_cxr.weights_io import load_model, sha256
 
@@ -80,7 +77,6 @@ def _png_volume(path: Path) -> Volume:
     return Volume(arr, affine=aff, modality="OT", spacing_known=False)
 
 
-@needs_weights
 def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
     vol = _png_volume(shared_data / "cxr" / "images" / "ARDSSevere.png")
     steps: list[float] = []
@@ -103,7 +99,6 @@ def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
         np.testing.assert_allclose(c_map, c_img, atol=1e-9)
 
 
-@needs_weights
 def test_rgb_input_is_accepted(shared_data: Path) -> None:
     vol = _png_volume(shared_data / "cxr" / "images" / "ARDSSevere.png")
     rgb = Volume(np.repeat(vol.array[..., None], 3, axis=-1), modality="OT", rgb=True)
@@ -129,7 +124,6 @@ def test_bad_input() -> None:
         eng.run(Volume(np.arange(100, dtype=np.float32).reshape(10, 10), modality="CR"))
 
 
-@needs_weights
 def test_cancel_raises() -> None:
     img = np.random.default_rng(1).random((128, 128)).astype(np.float32)
     calls = {"n": 0}
@@ -142,18 +136,12 @@ def test_cancel_raises() -> None:
         MultiResCXREngine().run(Volume(img, modality="CR"), cancelled=cancelled)
 
 
-@needs_weights
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG3_J2KR.dcm"])
 def test_dicom_chest_cr(shared_data: Path, name: str) -> None:
     """The chest CR files (MONOCHROME1, inverted by the reader) run end to end; unlabelled, so no score check."""
-    try:
-        from viewer.io import load_volume  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("viewer.io.load_volume not available yet (DICOM reader is being written)")
-    path = shared_data / "dicom" / "misc" / name
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    vol = load_volume(path)
+    from viewer.io import load_volume
+
+    vol = load_volume(shared_data / "dicom" / "misc" / name)
     eng = MultiResCXREngine()
     assert eng.applies_to(vol)
     res = eng.run(vol)

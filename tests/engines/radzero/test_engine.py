@@ -16,7 +16,6 @@ from engines.weights import ModelCard
 from viewer.model.volume import Volume
 
 REPO = Path(__file__).resolve().parents[3]
-needs_weights = pytest.mark.skipif(not ModelCard.exists("radzero"), reason="shipped weights not built yet")
 
 
 def test_import_is_cheap_and_registered() -> None:
@@ -37,7 +36,6 @@ def test_image_key_tracks_content() -> None:
     assert image_key(a) != image_key(b) and image_key(a) != image_key(a.astype(np.float32))
 
 
-@needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.radzero.weights_io import load_model, threshold_of
     from engines.weights import sha256_file
@@ -62,7 +60,6 @@ def _png_volume(path: Path, size: int | None = None) -> Volume:
     return Volume(arr, affine=np.diag([0.5, 0.5, 1.0, 1.0]), modality="OT", spacing_known=False)
 
 
-@needs_weights
 def test_query_on_real_png_and_cache(shared_data: Path, text_encoder) -> None:
     vol = _png_volume(shared_data / "cxr" / "images" / "ARDSSevere.png", 512)
     eng = RadZeroEngine()
@@ -105,7 +102,6 @@ def test_bad_input() -> None:
         eng.run(Volume(np.ones((64, 64), np.uint8), modality="MR"), "effusion")
 
 
-@needs_weights
 def test_bad_pixels(text_encoder) -> None:
     eng = RadZeroEngine()
     nan = np.random.default_rng(0).random((64, 64)).astype(np.float32)
@@ -118,7 +114,6 @@ def test_bad_pixels(text_encoder) -> None:
         eng.run(Volume(np.arange(100, dtype=np.float32).reshape(10, 10), modality="CR"), "effusion")
 
 
-@needs_weights
 def test_cancel_raises(text_encoder) -> None:
     img = np.random.default_rng(1).random((128, 128)).astype(np.float32)
     for stop_at in (1, 3, 5):

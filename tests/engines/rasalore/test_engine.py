@@ -13,8 +13,6 @@ from engines.base import Cancelled, EngineError
 from engines.rasalore.engine import DEFAULT_WEIGHTS, RASALoREEngine
 from viewer.model.volume import Volume
 
-needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="shipped weights not built yet")
-
 
 def test_import_is_cheap() -> None:
     code = "import sys, engines.rasalore as m; assert m.ENGINE_CLASS.id == 'rasalore'; print('torch' in sys.modules)"
@@ -23,7 +21,6 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == "False"
 
 
-@needs_weights
 def test_shipped_weights_load_strict() -> None:
     from engines.rasalore.weights_io import load_stage2
     from engines.weights import sha256_file
@@ -67,7 +64,6 @@ def _flair_slab(brain_dir: Path, k0: int = 60, k1: int = 100) -> tuple[Volume, V
     return slab, full
 
 
-@needs_weights
 def test_real_flair_gives_mask_on_input_grid(brain_dir: Path) -> None:
     vol, _ = _flair_slab(brain_dir)
     fractions: list[float] = []
@@ -112,7 +108,6 @@ def test_bad_input_is_refused() -> None:
         eng.run(Volume(np.zeros((20, 128, 128, 3), np.uint8), modality="MR", rgb=True))
 
 
-@needs_weights
 def test_cancel_between_slices(brain_dir: Path) -> None:
     vol, _ = _flair_slab(brain_dir, 70, 90)
     calls = {"n": 0}
