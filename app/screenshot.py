@@ -210,6 +210,7 @@ def compose_screenshot(widget: QWidget, doc: Document | None = None, options: Ex
     pixmap = QPixmap(w, h)
     pixmap.setDevicePixelRatio(scale)
     pixmap.fill(QColor("black"))
+    _fresh_3d_frames(widget)
     with decorations(widget, options.crosshair, options.annotations):
         widget.render(pixmap)
     _paint_gl_views(widget, pixmap)
@@ -253,13 +254,26 @@ def _with_footer(shot: QImage, entries: list[tuple[Layer | None, str]], scale: f
     return out
 
 
-def _paint_gl_views(widget: QWidget, pixmap: QPixmap) -> None:
-    """Paint the frames of the interactive 3D views inside ``widget`` over their (black) place in ``pixmap``."""
+def _views_3d(widget: QWidget) -> list:
     from viewer.views.view3d import View3D  # no VTK import: only views that exist are asked for frames
 
-    views = [widget] if isinstance(widget, View3D) else widget.findChildren(View3D)
+    return [widget] if isinstance(widget, View3D) else widget.findChildren(View3D)
+
+
+def _fresh_3d_frames(widget: QWidget) -> None:
+    """Have the 3D views that render on their own thread show a full-quality frame of now (waits for them)."""
+    for view in _views_3d(widget):
+        if view.threaded and view.isVisible():
+            try:
+                view.render_to_array()
+            except (RuntimeError, TimeoutError):  # closed or stuck: its last frame will do
+                continue
+
+
+def _paint_gl_views(widget: QWidget, pixmap: QPixmap) -> None:
+    """Paint the frames of the interactive 3D views inside ``widget`` over their (black) place in ``pixmap``."""
     painter: QPainter | None = None
-    for view in views:
+    for view in _views_3d(widget):
         target = view.frame_widget
         if not (view.interactive and view.isVisible() and target is not None and target.isVisible()):
             continue

@@ -55,6 +55,7 @@ def test_workspace_keeps_zoom_and_3d_camera(window, qtbot, tmp_path):
     view.views["axial"].viewbox.setRange(xRange=(100, 200), yRange=(150, 250), padding=0)
     qtbot.wait(20)  # let the locked aspect ratio settle the range
     view.slot_3d.set_camera("L")
+    qtbot.waitUntil(lambda: view.slot_3d.scene.camera_name == "L", timeout=10_000)  # the 3D view's own thread
     cam = view.slot_3d.scene.camera_state()
     saved = view.views["axial"].viewbox.viewRange()  # as the locked aspect ratio made it
     out = tmp_path / "ws.lucent"
@@ -65,7 +66,8 @@ def test_workspace_keeps_zoom_and_3d_camera(window, qtbot, tmp_path):
     restored = window.study_view
     got = restored.views["axial"].viewbox.viewRange()
     assert np.allclose(got, saved, atol=1.0), (got, saved)
-    assert np.allclose(restored.slot_3d.scene.camera_state()["position"], cam["position"])
+    qtbot.waitUntil(lambda: np.allclose(restored.slot_3d.scene.camera_state().get("position", np.nan),
+                                         cam["position"]), timeout=10_000)
 
 
 def test_debounced_autosave_writes_off_the_gui_thread(qtbot, shared_data, monkeypatch):

@@ -109,8 +109,9 @@ class StudyView(QWidget):
         """Zoom/pan of each slice view (scene mm ranges) and the 3D camera, for workspaces."""
         state: dict = {"ranges": {p: [list(r) for r in v.viewbox.viewRange()] for p, v in self.views.items()}}
         scene = getattr(self.slot_3d, "scene", None)
-        if scene is not None:
-            state["camera3d"] = scene.camera_state()
+        camera = scene.camera_state() if scene is not None else {}
+        if camera:  # {} while a threaded 3D view is still building its scene
+            state["camera3d"] = camera
         return state
 
     def apply_view_state(self, state: dict) -> None:

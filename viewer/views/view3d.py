@@ -3,13 +3,16 @@
 The scene itself — frames, transfer-function presets, camera presets — lives in
 :mod:`viewer.views.vtk_scene` (world frame = patient LPS mm). This module is only the Qt side:
 
-* **Interactive backend**: ``vtkmodules.qt.QVTKRenderWindowInteractor`` with VTK's trackball-camera style,
-  used when there is a real window system.
-* **Offscreen backend**: an offscreen ``vtkRenderWindow`` whose frames are copied into a plain QWidget,
-  used when the Qt platform is "offscreen" (tests, ``--screenshot``) or when ``interactive=False``. The
-  embedded QVTK widget renders black/noise on the offscreen platform, so it is never used there. Mouse:
-  left drag rotates (azimuth/elevation), right drag or the wheel zooms, middle or Shift+left drag pans,
-  double-click resets the camera.
+* **Offscreen backend on a render thread** (the default): the scene, its offscreen render window and every
+  VTK call live on a :class:`~viewer.views.render_thread.SceneThread`; finished frames are copied into a plain
+  QWidget. Volume upload, surface extraction and software-OpenGL frames (up to ~1 s for a large volume) never
+  run on the GUI thread. Mouse: left drag rotates (azimuth/elevation), right drag or the wheel zooms, middle
+  or Shift+left drag pans, double-click resets the camera.
+* **Offscreen backend on the GUI thread** (``threaded=False``): the same, rendered in place (tests that look
+  inside the scene, benchmarks).
+* **Interactive backend** (``interactive=True``): ``vtkmodules.qt.QVTKRenderWindowInteractor`` with VTK's
+  trackball-camera style, rendering on the GUI thread; only with a real window system (it renders
+  black/noise on the offscreen platform, so it is never used there).
 
 Importing this module does not import VTK (that costs about 0.2–0.5 s); VTK is imported by the first
 ``View3D(...)`` or by :func:`preload`.
@@ -41,6 +44,7 @@ from viewer.model.document import Document
 CAMERA_WORDS = {"A": "anterior", "P": "posterior", "L": "left", "R": "right", "S": "superior", "I": "inferior"}
 
 if TYPE_CHECKING:
+    from viewer.views.render_thread import RemoteScene, SceneThread
     from viewer.views.vtk_scene import Scene3D
 
 log = logging.getLogger(__name__)
@@ -152,23 +156,26 @@ class View3D(QWidget):
     Args:
         document: the study; the view follows its layers and crosshair and keeps no copy of them.
         parent: Qt parent.
-        interactive: ``None`` picks the embedded QVTK widget when Qt has a real platform and the offscreen
-            backend otherwise; ``False`` forces the offscreen backend; ``True`` asks for the QVTK widget but
-            still falls back to offscreen on the "offscreen" Qt platform (where QVTK cannot draw).
+        interactive: ``True`` asks for the embedded QVTK widget (rendering on the GUI thread), which still falls
+            back to offscreen on the "offscreen" Qt platform (where QVTK cannot draw); otherwise the offscreen
+            backend.
+        threaded: the offscreen backend renders on its own thread (the default: the GUI never waits for a
+            frame); ``False`` renders on the GUI thread.
 
     Signals:
         frame_rendered(): after each frame the offscreen backend has drawn and shown.
     """
 
     frame_rendered = Signal()
+    _frame_ready = Signal(object)  # from the render thread: an (H, W, 3) uint8 frame
+    _scene_changed = Signal()  # from the render thread: the scene changed (quick-frame pacing)
 
     def __init__(self, document: Document, parent: QWidget | None = None,
-                 interactive: bool | None = None) -> None:
+                 interactive: bool | None = None, threaded: bool = True) -> None:
         super().__init__(parent)
-        from viewer.views import vtk_scene  # lazy: VTK costs start-up time
-
         self.document = document
-        self.interactive = bool(interactive is not False and not offscreen_platform())
+        self.interactive = bool(interactive and not offscreen_platform())
+        self.render_thread: SceneThread | None = None
         if interactive and not self.interactive:
             log.info("3D view: Qt platform %r cannot host the QVTK widget; rendering offscreen",
                      QGuiApplication.platformName())
@@ -192,14 +199,27 @@ class View3D(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        self.controls = self._build_controls(vtk_scene.CAMERAS, vtk_scene.PRESETS)
+        self.controls = self._build_controls(CAMERAS, PRESETS)
         layout.addWidget(self.controls)
         self._vtk_widget = None
         self._canvas: _FrameCanvas | None = None
-        self.scene: Scene3D | None = None
-        if self.interactive:
+        self.scene: Scene3D | RemoteScene | None = None
+        if threaded and not self.interactive:
+            from viewer.views.render_thread import RemoteScene, SceneThread
+
+            self._canvas = _FrameCanvas(self)
+            layout.addWidget(self._canvas)
+            self._frame_ready.connect(self._show_frame)
+            self._scene_changed.connect(self._on_scene_changed)
+            self.render_thread = SceneThread(document, on_frame=self._frame_ready.emit,
+                                             on_change=self._scene_changed.emit)
+            self.scene = RemoteScene(self.render_thread)
+            self._canvas.resized.connect(self._on_canvas_resized)
+        elif self.interactive:
             from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
             from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+            from viewer.views import vtk_scene  # lazy: VTK costs start-up time
 
             self._vtk_widget = QVTKRenderWindowInteractor(self)
             layout.addWidget(self._vtk_widget)
@@ -211,6 +231,8 @@ class View3D(QWidget):
             interactor.SetStillUpdateRate(0.0001)
             self._vtk_widget.Initialize()
         else:
+            from viewer.views import vtk_scene
+
             self._canvas = _FrameCanvas(self)
             layout.addWidget(self._canvas)
             self.scene = vtk_scene.Scene3D(document, on_change=self.schedule_render)
@@ -303,7 +325,17 @@ class View3D(QWidget):
         self._last_frame = time.monotonic()
         if self._canvas is not None:
             self._canvas.set_frame(frame)
+        self._sync_preset_box()
         return frame
+
+    def _sync_preset_box(self) -> None:
+        if self.preset and self.preset_box.currentText() != self.preset:
+            self.preset_box.setCurrentText(self.preset)
+
+    @property
+    def threaded(self) -> bool:
+        """Whether the scene renders on its own thread (the GUI thread only shows finished frames)."""
+        return self.render_thread is not None
 
     def schedule_render(self) -> None:
         """Ask for a new frame at the next turn of the event loop (several requests make one frame).
@@ -314,6 +346,9 @@ class View3D(QWidget):
             return
         if not self._settling and time.monotonic() - self._last_frame < SETTLE_MS / 1000:
             self._quick_frames()
+        if self.render_thread is not None:
+            self.render_thread.request_frame()
+            return
         self._pending = True
         self._timer.start()
 
@@ -331,6 +366,20 @@ class View3D(QWidget):
             self._canvas.set_frame(self.scene.render_to_array())
             self._last_frame = time.monotonic()
             self.frame_rendered.emit()
+
+    def _show_frame(self, frame: np.ndarray) -> None:
+        """A frame from the render thread (GUI thread, queued): show it."""
+        if self._closed or self._canvas is None:
+            return
+        self._canvas.set_frame(frame)
+        self._last_frame = time.monotonic()
+        self._sync_preset_box()
+        self.frame_rendered.emit()
+
+    def _on_scene_changed(self) -> None:
+        """The threaded scene changed (it renders by itself): pace quick frames as :meth:`schedule_render` does."""
+        if not self._closed and not self._settling and time.monotonic() - self._last_frame < SETTLE_MS / 1000:
+            self._quick_frames()
 
     def _on_canvas_resized(self, width: int, height: int) -> None:
         if self.scene is not None and not self._closed:
@@ -375,7 +424,9 @@ class View3D(QWidget):
         if app is not None:
             with contextlib.suppress(RuntimeError, TypeError):
                 app.aboutToQuit.disconnect(self.shutdown)
-        if self.scene is not None:
+        if self.render_thread is not None:
+            self.render_thread.close()
+        elif self.scene is not None:
             self.scene.close(finalize=self._vtk_widget is None)
             if self._vtk_widget is not None:
                 self._vtk_widget.Finalize()

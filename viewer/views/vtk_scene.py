@@ -103,6 +103,26 @@ CPU_SHADING_GAIN = 1.8  # ambient/diffuse factor that matches the CPU ray caster
 CROSSHAIR_COLOUR = (60 / 255, 200 / 255, 1.0)  # the slice views' crosshair pen colour
 
 
+def offscreen_window(width: int, height: int) -> vtkRenderWindow:
+    """An offscreen render window of ``width`` × ``height`` pixels.
+
+    EGL on Linux when VTK has it (its context belongs to no X connection, so it can live on a render thread
+    beside Qt's own X connection), else the platform default.
+    """
+    window: vtkRenderWindow | None = None
+    if sys.platform.startswith("linux"):
+        try:
+            from vtkmodules.vtkRenderingOpenGL2 import vtkEGLRenderWindow
+
+            window = vtkEGLRenderWindow()
+        except ImportError:
+            window = None
+    window = window or vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.SetSize(int(width), int(height))
+    return window
+
+
 # ---- numpy ↔ VTK -------------------------------------------------------------------------------------
 @dataclass
 class GridImage:
@@ -278,6 +298,23 @@ def default_preset(volume: Volume) -> str:
     return "ct_bone" if volume.modality.upper() == "CT" else "mr"
 
 
+def label_values(labels: np.ndarray, slab: int = 8) -> list[int]:
+    """The label values > 0 present in ``labels`` (non-negative integers), counted ``slab`` slices at a time.
+
+    Counting in slabs keeps each numpy call short, so a render thread doing it never holds the GIL for long
+    (one bincount over a 240×240×155 mask holds it for ~0.1–0.2 s: a visible GUI stall).
+    """
+    counts = np.zeros(1, np.int64)
+    for k in range(0, labels.shape[0], slab):
+        c = np.bincount(labels[k:k + slab].reshape(-1))
+        if len(c) > len(counts):
+            c[: len(counts)] += counts
+            counts = c
+        else:
+            counts[: len(c)] += c
+    return [int(v) for v in np.nonzero(counts)[0] if v > 0]
+
+
 # ---- layer props -------------------------------------------------------------------------------------
 def _smooth_surface(port, iterations: int = 15) -> vtkPolyDataNormals:
     """Windowed-sinc smoothing + normals after an iso-surface filter's output port."""
@@ -306,10 +343,10 @@ class _LayerProps:
         self.actors: list[vtkActor] = []
         self._grid: GridImage | None = None
         self.build()
-        layer.events.connect(self._on_event)
+        scene.listen(layer.events, self._on_event)
 
     def disconnect(self) -> None:
-        self.layer.events.disconnect(self._on_event)
+        self.scene.unlisten(self.layer.events, self._on_event)
 
     def _on_event(self, info) -> None:
         name = info.signal.name
@@ -371,9 +408,7 @@ class _LayerProps:
         dtype = np.dtype(np.uint8) if vmax < 256 else np.dtype(np.int32)
         if self._grid is None:
             self._grid = grid_image(layer.volume, self.scene.max_dim, dtype=dtype)
-        arr = self._grid.array
-        counts = np.bincount(arr.reshape(-1).astype(np.intp, copy=False)) if arr.size else np.zeros(1)
-        values = [v for v in range(1, len(counts)) if counts[v] > 0]
+        values = label_values(self._grid.array)
         if not values:
             return
         fe = vtkDiscreteFlyingEdges3D()
@@ -382,6 +417,7 @@ class _LayerProps:
             fe.SetValue(n, float(v))
         fe.ComputeScalarsOn()
         normals = _smooth_surface(fe.GetOutputPort())
+        normals.Update()  # extract now, not inside the first Render (an explicit Update lets other threads run)
         lut = vtkLookupTable()
         top = max(values)
         lut.SetNumberOfTableValues(top + 1)
@@ -422,6 +458,7 @@ class _LayerProps:
             fe.SetValue(0, level)
             fe.ComputeScalarsOff()
             normals = _smooth_surface(fe.GetOutputPort(), iterations=10)
+            normals.Update()
             mapper = vtkPolyDataMapper()
             mapper.SetInputConnection(normals.GetOutputPort())
             mapper.ScalarVisibilityOff()
@@ -444,20 +481,24 @@ class Scene3D:
         on_change: called (with no argument) when the scene needs a new frame; the owner decides when to
             render. ``None`` renders immediately.
         max_dim: per-axis voxel limit for rendering (larger volumes are strided).
+        dispatch: ``dispatch(handler, *args)`` runs a Document listener where the scene lives — the render
+            thread of :class:`~viewer.views.render_thread.SceneThread`, which owns every VTK object. ``None``
+            runs listeners in the thread that changed the Document.
     """
 
     def __init__(self, document: Document, render_window: vtkRenderWindow | None = None,
-                 on_change: Callable[[], None] | None = None, max_dim: int = 256) -> None:
+                 on_change: Callable[[], None] | None = None, max_dim: int = 256,
+                 dispatch: Callable[..., None] | None = None) -> None:
         self.document = document
         self.max_dim = max_dim
         self._on_change = on_change
+        self._dispatch = dispatch
+        self._listeners: dict[tuple[int, Callable], tuple[object, Callable]] = {}
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
         self.renderer.SetMaximumNumberOfPeels(4)  # depth peeling is on only while a surface is translucent
         if render_window is None:
-            render_window = vtkRenderWindow()
-            render_window.SetOffScreenRendering(1)
-            render_window.SetSize(400, 400)
+            render_window = offscreen_window(400, 400)
         self.window = render_window
         self.window.SetAlphaBitPlanes(1)
         self.window.SetMultiSamples(0)
@@ -490,12 +531,30 @@ class Scene3D:
         self._build_crosshair()
         self._build_planes()
         self.sync_layers()
-        document.layers.events.inserted.connect(self._on_layers_changed)
-        document.layers.events.removed.connect(self._on_layers_changed)
-        document.layers.events.moved.connect(self._on_layers_changed)
-        document.layers.events.changed.connect(self._on_layers_changed)
-        document.crosshair_changed.connect(self._on_crosshair)
+        ev = document.layers.events
+        for signal in (ev.inserted, ev.removed, ev.moved, ev.changed):
+            self.listen(signal, self._on_layers_changed)
+        self.listen(document.crosshair_changed, self._on_crosshair)
         self.set_camera("A")
+
+    # ---- listening to the Document ----------------------------------------------------------------
+    def listen(self, signal, handler: Callable) -> None:
+        """Connect ``handler`` to a Document/layer ``signal`` (psygnal), through ``dispatch`` when there is one."""
+        if self._dispatch is None:
+            wrapper = handler
+        else:
+            dispatch = self._dispatch
+
+            def wrapper(*args: object) -> None:
+                dispatch(handler, *args)
+        self._listeners[(id(signal), handler)] = (signal, wrapper)
+        signal.connect(wrapper)
+
+    def unlisten(self, signal, handler: Callable) -> None:
+        """Undo :meth:`listen` (nothing when not connected)."""
+        entry = self._listeners.pop((id(signal), handler), None)
+        if entry is not None:
+            entry[0].disconnect(entry[1])
 
     # ---- change notification --------------------------------------------------------------------
     def changed(self) -> None:
@@ -564,7 +623,7 @@ class Scene3D:
         self._apply_preset()
         self.renderer.AddVolume(prop)
         prop.SetVisibility(bool(layer.visible))
-        layer.events.connect(self._on_base_event)
+        self.listen(layer.events, self._on_base_event)
         if self._gl_checked:
             self._choose_volume_mode()
 
@@ -647,7 +706,7 @@ class Scene3D:
 
     def _drop_base(self) -> None:
         if self._base_layer is not None:
-            self._base_layer.events.disconnect(self._on_base_event)
+            self.unlisten(self._base_layer.events, self._on_base_event)
         if self.volume_prop is not None:
             self.renderer.RemoveVolume(self.volume_prop)
         self.volume_prop = None
@@ -916,12 +975,9 @@ class Scene3D:
         for props in self._overlays.values():
             props.disconnect()
         self._overlays.clear()
-        if self._base_layer is not None:
-            self._base_layer.events.disconnect(self._on_base_event)
-        for sig in (self.document.layers.events.inserted, self.document.layers.events.removed,
-                    self.document.layers.events.moved, self.document.layers.events.changed):
-            sig.disconnect(self._on_layers_changed)
-        self.document.crosshair_changed.disconnect(self._on_crosshair)
+        for signal, wrapper in self._listeners.values():
+            signal.disconnect(wrapper)
+        self._listeners.clear()
         self._grab.SetInput(None)
         if finalize:
             self.window.Finalize()

@@ -111,6 +111,7 @@ def make_view(qtbot):
     from viewer.views.view3d import View3D
 
     def make(document: Document, **kw) -> View3D:
+        kw.setdefault("threaded", False)  # these tests look inside the scene: render on the test's thread
         view = View3D(document, **kw)
         qtbot.addWidget(view)
         view.resize(SIZE, SIZE + view.controls.sizeHint().height())  # the frame below the control strip
@@ -334,7 +335,7 @@ def test_camera_buttons_and_preset_box(qtbot):
     data = np.zeros((20, 24, 28), np.int16)
     data[5:15, 6:18, 4:10] = 1000
     doc = Document(Volume(data, np.diag([1.0, 1.0, 2.0, 1.0]), "CT"))
-    view = View3D(doc, interactive=False)
+    view = View3D(doc, interactive=False, threaded=False)
     qtbot.addWidget(view)
     view.resize(240, 240)
     view.show()
