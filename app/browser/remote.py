@@ -118,13 +118,16 @@ class RemoteStudies(QWidget):
         self.search_button.clicked.connect(self.search)
         for w in (self.name_edit, self.id_edit, self.accession_edit):
             w.returnPressed.connect(self.search)
-            keys.addWidget(w, 2)
-        keys.addWidget(self.modality_box)
-        keys.addWidget(self.date_from)
-        keys.addWidget(QLabel("–"))
-        keys.addWidget(self.date_to)
-        keys.addWidget(self.search_button)
+            keys.addWidget(w, 1)
         lay.addLayout(keys)
+        when = QHBoxLayout()  # a second row, so that a narrow dock still shows whole fields
+        when.addWidget(self.modality_box)
+        when.addWidget(QLabel("study date"))
+        when.addWidget(self.date_from, 1)
+        when.addWidget(QLabel("–"))
+        when.addWidget(self.date_to, 1)
+        when.addWidget(self.search_button)
+        lay.addLayout(when)
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
