@@ -79,6 +79,16 @@ def test_an_instance_is_written_whole_or_not_at_all(series, tmp_path, monkeypatc
     assert list(writer.partial.iterdir()) == [] and "1.2.3.4" not in writer.have
 
 
+def test_a_killed_write_leaves_no_trace_the_next_writer_counts(series, tmp_path):
+    files, remote = series
+    writer = SeriesWriter(tmp_path, remote.study_uid, remote.uid)
+    writer.add("1.2.3.4", files[0].read_bytes())
+    leftover = writer.partial / ".1.2.3.5.dcm.abc123.tmp"  # what atomic_path leaves when the process is killed
+    leftover.write_bytes(files[1].read_bytes()[:1000])
+    again = SeriesWriter(tmp_path, remote.study_uid, remote.uid)
+    assert again.have == {"1.2.3.4"} and not leftover.exists()
+
+
 def test_uids_are_checked_before_they_become_paths(tmp_path):
     with pytest.raises(ValueError, match="not a DICOM UID"):
         SeriesWriter(tmp_path, "1.2.3", "../../etc")

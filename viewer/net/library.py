@@ -52,9 +52,19 @@ class SeriesWriter:
         self.partial = self.root / ".partial" / self.series_uid
         self.final = self.root / self.study_uid / self.series_uid
         self._lock = threading.Lock()
+        self._drop_leftovers()
         self.have: set[str] = self._listed(self.final) | self._listed(self.partial)
         self.added = 0
         self.bytes_written = 0
+
+    def _drop_leftovers(self) -> None:
+        """Remove temporary files a killed process left in the partial folder (hidden ``.<uid>.dcm.*.tmp``)."""
+        try:
+            for p in self.partial.iterdir():
+                if p.name.startswith(".") and p.name.endswith(".tmp"):
+                    p.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     @staticmethod
     def _listed(folder: Path) -> set[str]:
