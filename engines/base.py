@@ -15,13 +15,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from engines.errors import Cancelled, EngineError
 from engines.result import EngineResult, OutputKind, Overlay
-from viewer.model.volume import Volume
+
+if TYPE_CHECKING:  # Volume only in annotations: training on torch-only machines never imports
+    from viewer.model.volume import Volume  # viewer.model's package (psygnal)
 
 __all__ = ["Cancelled", "Engine", "EngineError", "EngineResult", "OutputKind", "Overlay", "RunState",
            "ShippedWeightsEngine", "Step", "StudyRun", "finite_or_raise", "weights_root"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from viewer.model.volume import Volume
+if TYPE_CHECKING:  # Volume only in annotations: training on torch-only machines never imports
+    from viewer.model.volume import Volume  # viewer.model's package (psygnal)
+
 
 OutputKind = Literal["saliency", "mask", "similarity", "scores"]
 

@@ -3,11 +3,6 @@
 Class-conditional latent diffusion balances the minority classes, an MAE-pretrained ViT teacher is fine-tuned
 and distilled into a small CNN student; Lucent ships the student (class probabilities + Grad-CAM overlay).
 
-Importing this package is cheap (no torch): torch is imported when the engine runs.
+Importing this package is cheap (no torch, no viewer): the registry finds ``ENGINE_CLASS`` in ``engine.py``,
+and training/evaluation import only what they use (torch + numpy + safetensors).
 """
-
-from engines.dermae.engine import DermaeEngine
-
-ENGINE_CLASS = DermaeEngine
-
-__all__ = ["ENGINE_CLASS", "DermaeEngine"]

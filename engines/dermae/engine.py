@@ -169,4 +169,6 @@ class DermaeEngine(ShippedWeightsEngine):
         return m if m.shape == shape else None
 
 
+ENGINE_CLASS = DermaeEngine  # found by engines.registry
+
 __all__ = ["DermaeEngine", "map_to_image_matrix"]

@@ -51,13 +51,13 @@ from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, fin
 from engines.common.geometry import token_to_voxel_matrix
 from engines.errors import EngineError
 from engines.hlip import reports
+from engines.hlip.reports import REFERENCE_CLASS
 from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 WEIGHTS_DIR = WEIGHTS_ROOT / "hlip"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 LEGEND = "cosine(patch token, text) — HLIP similarity"
-REFERENCE_CLASS = "No significant abnormalities"
 CONTRAST_LEGEND = "cos(patch, query) − cos(patch, “no significant abnormalities”) — HLIP similarity contrast"
 MIN_SLICES = 2
 MIN_SIDE = 16
@@ -293,5 +293,7 @@ class HLIPEngine(ShippedWeightsEngine):
 
 
 
+
+ENGINE_CLASS = HLIPEngine  # found by engines.registry
 
 __all__ = ["HLIPEngine", "token_to_voxel_matrix", "volume_key"]

@@ -25,8 +25,8 @@ import torch
 
 from engines.common.evaluate import evaluate_parser, publish
 from engines.hlip import reports
-from engines.hlip.engine import REFERENCE_CLASS
 from engines.hlip.metrics import balanced_accuracy, roc_auc, zero_shot_probs
+from engines.hlip.reports import REFERENCE_CLASS
 from engines.hlip.train import StudyData
 from engines.weights import sha256_file
 

@@ -24,6 +24,7 @@ CT_PREFIX = "This CT study shows: "
 TEMPLATES = {"MR": "This MRI study shows: {c}.", "CT": "This CT study shows: {c}.", "OT": "This study shows: {c}."}
 
 # the paper's Pub-Brain-5 classes (v1 prompts)
+REFERENCE_CLASS = "No significant abnormalities"  # the "normal" prompt the contrast heatmap subtracts
 PUB_BRAIN_5 = ("No significant abnormalities", "Acute stroke", "Glioma", "Meningioma", "Metastasis")
 # what the app shows for an open study without a query (tumour, haemorrhage, stroke, normal)
 DEFAULT_CLASSES = ("glioma", "intracranial hemorrhage", "acute stroke", "no significant abnormalities")

@@ -109,4 +109,6 @@ class MultiResCXREngine(ShippedWeightsEngine):
         return EngineResult(overlays=overlays, scores=scores, notes=notes)
 
 
+ENGINE_CLASS = MultiResCXREngine  # found by engines.registry
+
 __all__ = ["MultiResCXREngine", "map_to_image_matrix"]

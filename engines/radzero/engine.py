@@ -230,4 +230,6 @@ class RadZeroEngine(ShippedWeightsEngine):
         return EngineResult(overlays=[overlay], scores=scores, notes=notes)
 
 
+ENGINE_CLASS = RadZeroEngine  # found by engines.registry
+
 __all__ = ["RadZeroEngine", "image_key"]

@@ -1,10 +1,5 @@
 """rasalore: RASALoRE weakly supervised brain-tumour segmentation from slice labels (BMVC 2025).
 
-Importing this package is cheap (no torch): torch is imported when the engine runs.
+Importing this package is cheap (no torch, no viewer): the registry finds ``ENGINE_CLASS`` in ``engine.py``,
+and training/evaluation import only what they use (torch + numpy + safetensors).
 """
-
-from engines.rasalore.engine import RASALoREEngine
-
-ENGINE_CLASS = RASALoREEngine
-
-__all__ = ["ENGINE_CLASS", "RASALoREEngine"]

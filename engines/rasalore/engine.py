@@ -158,4 +158,6 @@ class RASALoREEngine(ShippedWeightsEngine):
         return EngineResult(overlays=overlays, scores={"tumour present": float(slice_scores.max())}, notes=notes)
 
 
+ENGINE_CLASS = RASALoREEngine  # found by engines.registry
+
 __all__ = ["RASALoREEngine", "DEFAULT_WEIGHTS"]

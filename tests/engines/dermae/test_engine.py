@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_import_is_cheap_and_registered() -> None:
-    code = ("import sys, engines.dermae as m; assert m.ENGINE_CLASS.id == 'dermae'; "
+    code = ("import sys, engines.dermae.engine as m; assert m.ENGINE_CLASS.id == 'dermae'; "
             "from engines import registry; assert 'dermae' in registry.KNOWN_ENGINES; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"

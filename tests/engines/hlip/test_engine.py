@@ -39,7 +39,7 @@ def _synthetic(shape=(20, 40, 48), modality="MR", seed=0) -> Volume:
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, engines.hlip as m; assert m.ENGINE_CLASS.id == 'hlip'; print('torch' in sys.modules)"
+    code = "import sys, engines.hlip.engine as m; assert m.ENGINE_CLASS.id == 'hlip'; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3])
     assert out.stdout.strip() == "False"

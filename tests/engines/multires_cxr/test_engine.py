@@ -16,7 +16,7 @@ from viewer.model.volume import Volume
 def test_import_is_cheap() -> None:
     import subprocess
 
-    code = "import sys, engines.multires_cxr as m; assert m.ENGINE_CLASS.id == 'multires_cxr'; " \
+    code = "import sys, engines.multires_cxr.engine as m; assert m.ENGINE_CLASS.id == 'multires_cxr'; " \
            "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3])

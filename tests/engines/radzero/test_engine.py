@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_import_is_cheap_and_registered() -> None:
-    code = ("import sys, engines.radzero as m; assert m.ENGINE_CLASS.id == 'radzero'; "
+    code = ("import sys, engines.radzero.engine as m; assert m.ENGINE_CLASS.id == 'radzero'; "
             "assert m.ENGINE_CLASS.takes_query; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False False"

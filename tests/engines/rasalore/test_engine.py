@@ -15,7 +15,7 @@ from viewer.model.volume import Volume
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, engines.rasalore as m; assert m.ENGINE_CLASS.id == 'rasalore'; print('torch' in sys.modules)"
+    code = "import sys, engines.rasalore.engine as m; assert m.ENGINE_CLASS.id == 'rasalore'; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[3])
     assert out.stdout.strip() == "False"
