@@ -59,7 +59,8 @@ def findings_of(panel: QWidget | None) -> tuple[str, dict[str, float]]:
 
 def outgoing_objects(doc: Document, findings: dict[str, float], findings_title: str = "") -> list[Outgoing]:
     """What can be sent for ``doc``: masks → SEG; maps → parametric map + secondary capture of the crosshair
-    slice; findings → SR. Secondary captures start unticked (the parametric map carries the values)."""
+    slice; findings, rulers and ellipse ROIs → SR. Secondary captures start unticked (the parametric map
+    carries the values)."""
     from viewer.net import outbox
 
     base = doc.base
@@ -82,10 +83,14 @@ def outgoing_objects(doc: Document, findings: dict[str, float], findings_title: 
                                       base, lay.volume, k, lay.colormap, lay.value_range, lay.opacity,
                                       description=lay.name),
                                   checked=False))
-    if findings:
+    rois = [a for a in doc.annotations if a.kind in ("ruler", "ellipse")]
+    if findings or rois:
         algorithm = findings_title.split(" · ")[0].strip() or "Lucent"
-        items.append(Outgoing(f"findings ({len(findings)}): structured report (TID 1500)",
-                              lambda: outbox.findings_report(base, findings, algorithm=algorithm[:64])))
+        what = [f"findings ({len(findings)})"] if findings else []
+        what += [f"measurements ({len(rois)})"] if rois else []
+        items.append(Outgoing(f"{' and '.join(what)}: structured report (TID 1500)",
+                              lambda: outbox.findings_report(base, findings, algorithm=algorithm[:64],
+                                                             annotations=rois)))
     return items
 
 

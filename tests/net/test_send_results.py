@@ -9,9 +9,12 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from pydicom.sr.codedict import codes
 
 from tests.net.orthanc import CT_PATIENT
 from viewer.io import load_volume
+from viewer.model.annotations import Annotation, ellipse_stats
+from viewer.model.geometry import SliceMapping
 from viewer.model.volume import Volume
 from viewer.net import QueryFilter, connect
 from viewer.net.outbox import findings_report, parametric_map, secondary_capture, segmentation
@@ -30,6 +33,17 @@ def base(ct_files) -> Volume:
     return load_volume(ct_files[0].parent)
 
 
+def _measurements(base: Volume) -> list[Annotation]:
+    """A 100-voxel ruler along the rows and an ellipse ROI (100 × 60 voxels) on slice 10."""
+
+    def at(i: float, j: float) -> np.ndarray:
+        return base.index_to_patient(np.array([i, j, 10.0]))
+
+    return [Annotation("ruler", "axial", np.stack([at(200, 250), at(300, 250)])),
+            Annotation("ellipse", "axial", np.stack([at(200, 220), at(300, 280)])),
+            Annotation("text", "axial", np.stack([at(10, 10)]), text="not a measurement")]
+
+
 @pytest.fixture(scope="module")
 def results(base: Volume) -> dict[str, pydicom.Dataset]:
     nk, nj, ni = base.shape3d
@@ -43,7 +57,7 @@ def results(base: Volume) -> dict[str, pydicom.Dataset]:
         "seg": segmentation(mask, base, {1: "tumour"}, "Lucent test mask"),
         "pm": parametric_map(heat_vol, base, "saliency", description="Lucent test map"),
         "sc": secondary_capture(base, heat_vol, 10, description="Lucent test overlay"),
-        "sr": findings_report(base, FINDINGS, algorithm="toy engine"),
+        "sr": findings_report(base, FINDINGS, algorithm="toy engine", annotations=_measurements(base)),
     }
 
 
@@ -100,6 +114,19 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         got = {m.name.meaning: m.value for m in group.get_measurements()}
         assert got == pytest.approx(FINDINGS)
         assert len(group.source_images) == 20
+        # and the ruler and the ellipse ROI as planar ROI groups in the series' frame of reference
+        ruler, ellipse = sr.content.get_planar_roi_measurement_groups()
+        spacing = float(src.PixelSpacing[1])
+        (length,) = ruler.get_measurements()
+        assert length.name == codes.SCT.Length and length.value == pytest.approx(100 * spacing, rel=1e-6)
+        assert ruler.roi.frame_of_reference_uid == src.FrameOfReferenceUID
+        area, mean, std = ellipse.get_measurements()
+        expected = ellipse_stats(_measurements(base)[1], base, SliceMapping.for_volume(base, "axial"))
+        assert area.value == pytest.approx(expected.area_mm2) and mean.value == pytest.approx(expected.mean)
+        assert area.value == pytest.approx(np.pi * 50 * 30 * spacing**2, rel=0.03)
+        assert mean.unit.value == "[hnsf'U]" and ellipse.roi.graphic_type.value == "ELLIPSE"
+        axes = ellipse.roi.value
+        assert np.linalg.norm(axes[1] - axes[0]) == pytest.approx(100 * spacing, rel=1e-6)  # the major axis first
     finally:
         for s in new:
             orthanc.delete_series(s.uid)

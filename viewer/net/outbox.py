@@ -3,8 +3,8 @@
 * a label mask → DICOM-SEG (:func:`viewer.io.dicom_seg.build_dicom_seg`);
 * a continuous map (saliency, similarity) → a Parametric Map (float values on the source grid), or a
   Secondary Capture (the map blended over the image, RGB, one slice) that any viewer can show;
-* findings (an engine's class scores) → a Comprehensive 3D SR, TID 1500 Measurement Report, one measurement
-  per finding with the source images as evidence.
+* findings (an engine's class scores) and the rulers / ellipse ROIs drawn on the study → a Comprehensive 3D
+  SR, TID 1500 Measurement Report, with the source images as evidence.
 
 All are in the source study (same StudyInstanceUID and patient) in new series, built with highdicom, so
 they can be read back with highdicom. The source must be a DICOM series with its UIDs.
@@ -12,13 +12,14 @@ they can be read back with highdicom. The source must be a DICOM series with its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from ..io.dicom_seg import build_dicom_seg, on_base_grid, source_headers
 from ..io.errors import LoadError
+from ..model.annotations import Annotation
 from ..model.volume import Volume
 
 MANUFACTURER = "Lucent"
@@ -137,41 +138,93 @@ def _orientation(ds: Dataset) -> tuple[str, str]:
 
 
 def findings_report(base: Volume, findings: Mapping[str, float], algorithm: str = "Lucent",
-                    algorithm_version: str = SOFTWARE, title: str = "Lucent findings") -> Dataset:
-    """Findings (name → probability in [0, 1]) as a TID 1500 Measurement Report (Comprehensive 3D SR).
+                    algorithm_version: str = SOFTWARE, title: str = "Lucent findings",
+                    annotations: Sequence[Annotation] = ()) -> Dataset:
+    """Findings and measurements as a TID 1500 Measurement Report (Comprehensive 3D SR).
 
-    One image-level measurement group (TID 1501) holds one measurement per finding (unit: no units, value
-    the probability), names coded in the private scheme ``99LUCENT``, the algorithm named, and every source
-    image listed both as the group's source images and as the report's evidence.
+    * findings (name → probability in [0, 1]): one image-level measurement group (TID 1501) with one
+      measurement per finding (unit: no units), names coded in the private scheme ``99LUCENT``, the algorithm
+      named, every source image listed as the group's source images;
+    * ``annotations``: each ruler a planar ROI group (TID 1410) with its Length (mm) on a 3D polyline, each
+      ellipse ROI one with its Area (mm²), Mean and Standard Deviation (HU for CT) on a 3D ellipse, in the
+      series' frame of reference; arrows and texts are left out.
+
+    Every source image is the report's evidence (the source series is referenced).
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.sr.coding import Code
 
-    if not findings:
-        raise LoadError("there are no findings to report: run an engine that gives scores first")
+    rois = [a for a in annotations if a.kind in ("ruler", "ellipse")]
+    if not findings and not rois:
+        raise LoadError("there is nothing to report: run an engine that gives scores, or measure, first")
     sources = source_headers(base, "a structured report")
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=hd.UID(), name=algorithm[:64], manufacturer_name=MANUFACTURER))
     context = hd.sr.ObservationContext(observer_device_context=observer)
-    algo = hd.sr.AlgorithmIdentification(name=algorithm[:64], version=algorithm_version[:64])
-    measurements = [
-        hd.sr.Measurement(name=Code(f"F{n:03d}", LOCAL_SCHEME, name[:64]), value=float(p),
-                          unit=Code("1", "UCUM", "no units"), algorithm_id=algo)
-        for n, (name, p) in enumerate(sorted(findings.items(), key=lambda kv: -kv[1]), start=1)
-    ]
-    group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=title[:64]),
-        algorithm_id=algo, measurements=measurements,
-        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources],
-    )
+    groups: list = []
+    if findings:
+        algo = hd.sr.AlgorithmIdentification(name=algorithm[:64], version=algorithm_version[:64])
+        measurements = [
+            hd.sr.Measurement(name=Code(f"F{n:03d}", LOCAL_SCHEME, name[:64]), value=float(p),
+                              unit=codes.UCUM.NoUnits, algorithm_id=algo)
+            for n, (name, p) in enumerate(sorted(findings.items(), key=lambda kv: -kv[1]), start=1)
+        ]
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=title[:64]),
+            algorithm_id=algo, measurements=measurements,
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources],
+        ))
+    frame_of_reference = str(sources[0].get("FrameOfReferenceUID", "") or "")
+    if rois and not frame_of_reference:
+        raise LoadError("the source series has no FrameOfReferenceUID, so its measurements cannot be placed")
+    for n, a in enumerate(rois, start=1):
+        groups.append(_roi_group(a, n, base, frame_of_reference))
     report = hd.sr.MeasurementReport(observation_context=context,
                                      procedure_reported=Code("363679005", "SCT", "Imaging procedure"),
-                                     imaging_measurements=[group])
+                                     imaging_measurements=groups)
     return hd.sr.Comprehensive3DSR(
         evidence=sources, content=report, series_instance_uid=hd.UID(), series_number=_SERIES_NUMBERS["sr"],
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
         series_description=title[:64],
     )
+
+
+def _roi_group(a: Annotation, n: int, base: Volume, frame_of_reference: str):  # noqa: ANN202
+    """One planar ROI measurement group (TID 1410) for a ruler or an ellipse annotation."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from ..model.annotations import ellipse_stats, ruler_length_mm
+    from ..model.geometry import SliceMapping
+
+    tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{a.kind} {n}" + (f": {a.text}" if a.text else ""))
+    if a.kind == "ruler":
+        region = hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE,
+                                     graphic_data=np.asarray(a.points, np.float64), frame_of_reference_uid=frame_of_reference)
+        measurements = [hd.sr.Measurement(name=codes.SCT.Length, value=ruler_length_mm(a), unit=codes.UCUM.Millimeter)]
+    else:
+        mapping = SliceMapping.for_volume(base, a.plane)
+        stats = ellipse_stats(a, base, mapping)
+        region = hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.ELLIPSE,
+                                     graphic_data=ellipse_axes(a, base, mapping), frame_of_reference_uid=frame_of_reference)
+        unit = codes.UCUM.HounsfieldUnit if base.modality == "CT" else codes.UCUM.NoUnits
+        measurements = [hd.sr.Measurement(name=codes.SCT.Area, value=stats.area_mm2, unit=codes.UCUM.SquareMillimeter),
+                        hd.sr.Measurement(name=codes.SCT.Mean, value=stats.mean, unit=unit),
+                        hd.sr.Measurement(name=codes.SCT.StandardDeviation, value=stats.std, unit=unit)]
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(tracking_identifier=tracking, referenced_region=region,
+                                                                measurements=measurements)
+
+
+def ellipse_axes(a: Annotation, base: Volume, mapping) -> np.ndarray:  # noqa: ANN001 - SliceMapping
+    """The ellipse inscribed in ``a``'s bounding box as SR ELLIPSE graphic data: ``(4, 3)`` patient mm, the
+    major axis' two ends first, then the minor axis' (DICOM's order)."""
+    (s, c0, r0), (_, c1, r1) = (mapping.index_to_screen(base.patient_to_index(p)) for p in a.points)
+    cc, rr, ac, ar = (c0 + c1) / 2, (r0 + r1) / 2, abs(c1 - c0) / 2, abs(r1 - r0) / 2
+    ends = [(cc - ac, rr), (cc + ac, rr), (cc, rr - ar), (cc, rr + ar)]
+    pts = np.array([base.index_to_patient(mapping.screen_to_index(s, c, r)) for c, r in ends], np.float64)
+    if np.linalg.norm(pts[1] - pts[0]) < np.linalg.norm(pts[3] - pts[2]):
+        pts = pts[[2, 3, 0, 1]]
+    return pts
