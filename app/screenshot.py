@@ -88,9 +88,11 @@ def drawn_layers(widget: QWidget, doc: Document) -> list[tuple[str, Layer]]:
         for layer in reversed(view.drawn_layers()):
             if compare and layer is not doc.base_layer:
                 out.append((f"pane {n + 1}", layer))
-            elif id(layer) not in seen:
+            elif id(layer) not in seen and not (compare and layer is doc.base_layer):
                 out.append(("", layer))
             seen.add(id(layer))
+    if compare and id(doc.base_layer) in seen:  # the film under every pane: once, last
+        out.append(("", doc.base_layer))
     if not views:  # a 3D view alone: the document's visible layers
         out = [("", la) for la in reversed(list(doc.layers)) if la.visible]
     return out

@@ -268,13 +268,18 @@ def test_infer_png_uses_the_screen_colours(cxr_window, qtbot, tmp_path):
 
 
 def test_shortcuts_work_with_the_focus_in_the_query_box(cxr_window, qtbot, monkeypatch):
+    """ctrl+E exports wherever the focus is. On X11 a line edit claims ctrl+E ("end of line"): run this under
+    Xvfb with QT_QPA_PLATFORM=xcb to see that case (the offscreen platform has no such key binding)."""
     import app.main_window as mw
 
     calls = []
     monkeypatch.setattr(mw.ExportDialog, "exec", lambda self: calls.append(1) or QDialog.DialogCode.Rejected)
+    cxr_window.activateWindow()  # key presses reach shortcuts only in the active window (xcb)
+    qtbot.waitUntil(cxr_window.isActiveWindow, timeout=5000)
     edit = cxr_window.engines.query_bar.box.lineEdit()
     for target in (edit, cxr_window.study_view.primary, cxr_window.layer_panel.list):
         target.setFocus()
+        qtbot.waitUntil(lambda t=target: t.hasFocus(), timeout=2000)
         n = len(calls)
         qtbot.keyClick(target, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
         assert len(calls) == n + 1, target

@@ -45,6 +45,7 @@ class SceneThread:
         on_change: called (on the worker) whenever the scene changed and will draw a new frame.
         size: first render-window size (w, h) in device pixels.
         max_dim: per-axis voxel limit of the rendered volumes (see :class:`~viewer.views.vtk_scene.Scene3D`).
+        only_layers: the overlays a compare pane draws (see :class:`~viewer.views.vtk_scene.Scene3D`).
 
     Attributes:
         camera: the camera (:meth:`Scene3D.camera_state`) as of the last task or frame — read without waiting.
@@ -54,12 +55,13 @@ class SceneThread:
 
     def __init__(self, document: Document, on_frame: Callable[[np.ndarray], None],
                  on_change: Callable[[], None] | None = None, size: tuple[int, int] = (400, 400),
-                 max_dim: int = 256) -> None:
+                 max_dim: int = 256, only_layers: set[int] | None = None) -> None:
         self.document = document
         self._on_frame = on_frame
         self._on_change = on_change
         self._size = size
         self._max_dim = max_dim
+        self._only_layers = only_layers
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._frame_wanted = False
         self._closed = False
@@ -123,7 +125,8 @@ class SceneThread:
 
             window = vtk_scene.offscreen_window(*self._size)
             self.scene = vtk_scene.Scene3D(self.document, render_window=window, on_change=self._want_frame,
-                                           max_dim=self._max_dim, dispatch=self.post)
+                                           max_dim=self._max_dim, dispatch=self.post,
+                                           only_layers=self._only_layers)
             self._note_state()
             self._frame_wanted = True
         except BaseException as exc:  # noqa: BLE001 - reported to the owner, never kills the app

@@ -72,6 +72,13 @@ def offscreen_platform() -> bool:
     return QGuiApplication.platformName() in ("offscreen", "minimal", "")
 
 
+def same_camera(a: dict, b: dict, tol: float = 1e-6) -> bool:
+    """Whether two :meth:`Scene3D.camera_state` dicts describe the same camera (to ``tol`` mm / degrees)."""
+    if set(a) != set(b):
+        return False
+    return all(np.allclose(a[k], b[k], atol=tol) for k in a)
+
+
 class _FrameCanvas(QWidget):
     """Shows the offscreen backend's frames and turns mouse gestures into camera moves."""
 
@@ -126,10 +133,13 @@ class _FrameCanvas(QWidget):
         scene = self._view.scene
         if self._button == Qt.MouseButton.LeftButton:
             # the scene follows the hand: drag right turns the front to the right, drag down tips it down
+            self._view.user_moved_camera()
             scene.rotate(-dx * ROTATE_DEG_PER_PX, dy * ROTATE_DEG_PER_PX)
         elif self._button == Qt.MouseButton.RightButton:
+            self._view.user_moved_camera()
             scene.zoom(1.01 ** (-dy))
         elif self._button == Qt.MouseButton.MiddleButton:
+            self._view.user_moved_camera()
             scene.pan(dx * dpr, dy * dpr)
         ev.accept()
 
@@ -146,6 +156,7 @@ class _FrameCanvas(QWidget):
     def wheelEvent(self, ev: QWheelEvent) -> None:  # noqa: N802
         steps = ev.angleDelta().y() / 120.0
         if steps and self._view.scene is not None:
+            self._view.user_moved_camera()
             self._view.scene.zoom(ZOOM_PER_WHEEL_STEP ** steps)
         ev.accept()
 
@@ -161,19 +172,26 @@ class View3D(QWidget):
             backend.
         threaded: the offscreen backend renders on its own thread (the default: the GUI never waits for a
             frame); ``False`` renders on the GUI thread.
+        only_layers: ids of the overlays to draw whatever their visibility (a compare pane); None: all visible.
 
     Signals:
         frame_rendered(): after each frame the offscreen backend has drawn and shown.
+        camera_changed(dict): the camera (:meth:`Scene3D.camera_state`) after the user moved it (threaded
+            backend); :meth:`follow_camera` makes another view take it (linked compare panes).
     """
 
     frame_rendered = Signal()
+    camera_changed = Signal(object)  # dict (camera_state) after the user moved this view's camera
     _frame_ready = Signal(object)  # from the render thread: an (H, W, 3) uint8 frame
     _scene_changed = Signal()  # from the render thread: the scene changed (quick-frame pacing)
 
     def __init__(self, document: Document, parent: QWidget | None = None,
-                 interactive: bool | None = None, threaded: bool = True) -> None:
+                 interactive: bool | None = None, threaded: bool = True,
+                 only_layers: set[int] | None = None) -> None:
         super().__init__(parent)
         self.document = document
+        self._leading = False  # the user moved this camera: report its moves (compare panes follow)
+        self._camera_seen: dict = {}
         self.interactive = bool(interactive and not offscreen_platform())
         self.render_thread: SceneThread | None = None
         if interactive and not self.interactive:
@@ -212,7 +230,7 @@ class View3D(QWidget):
             self._frame_ready.connect(self._show_frame)
             self._scene_changed.connect(self._on_scene_changed)
             self.render_thread = SceneThread(document, on_frame=self._frame_ready.emit,
-                                             on_change=self._scene_changed.emit)
+                                             on_change=self._scene_changed.emit, only_layers=only_layers)
             self.scene = RemoteScene(self.render_thread)
             self._canvas.resized.connect(self._on_canvas_resized)
         elif self.interactive:
@@ -294,11 +312,13 @@ class View3D(QWidget):
         "A" looks at the face with S up (patient Left on screen right); "S" and "I" keep anterior up.
         """
         if self.scene:
+            self.user_moved_camera()
             self.scene.set_camera(name)
 
     def reset_camera(self) -> None:
         """Anterior view framing the whole base volume."""
         if self.scene:
+            self.user_moved_camera()
             self.scene.reset_camera()
 
     def show_planes(self, show: bool) -> None:
@@ -374,7 +394,24 @@ class View3D(QWidget):
         self._canvas.set_frame(frame)
         self._last_frame = time.monotonic()
         self._sync_preset_box()
+        camera = self.render_thread.camera
+        if self._leading and camera and not same_camera(camera, self._camera_seen):
+            self._camera_seen = camera
+            self.camera_changed.emit(dict(camera))
         self.frame_rendered.emit()
+
+    def user_moved_camera(self) -> None:
+        """The user turned, zoomed or panned this view: its camera leads the views that follow it."""
+        self._leading = True
+
+    def follow_camera(self, state: dict) -> None:
+        """Take the camera ``state`` of a linked view (no-op when it is already this view's)."""
+        if self._closed or self.scene is None or not state or same_camera(state, self._camera_seen):
+            return
+        self._leading = False
+        self._camera_seen = dict(state)
+        self.scene.set_camera_state(state)
+        self.schedule_render()
 
     def _on_scene_changed(self) -> None:
         """The threaded scene changed (it renders by itself): pace quick frames as :meth:`schedule_render` does."""

@@ -363,8 +363,9 @@ class _LayerProps:
         self.scene.changed()
 
     def _apply_visibility(self) -> None:
+        shown = bool(self.layer.visible) or self.scene.only_layers is not None  # a compare pane: always drawn
         for a in self.actors:
-            a.SetVisibility(bool(self.layer.visible))
+            a.SetVisibility(shown)
         self.scene.update_depth_peeling()
 
     def surface_opacity(self) -> float:
@@ -484,12 +485,15 @@ class Scene3D:
         dispatch: ``dispatch(handler, *args)`` runs a Document listener where the scene lives — the render
             thread of :class:`~viewer.views.render_thread.SceneThread`, which owns every VTK object. ``None``
             runs listeners in the thread that changed the Document.
+        only_layers: ids (``id(layer)``) of the overlays to draw, whatever their visibility (a compare pane);
+            None draws every visible overlay.
     """
 
     def __init__(self, document: Document, render_window: vtkRenderWindow | None = None,
                  on_change: Callable[[], None] | None = None, max_dim: int = 256,
-                 dispatch: Callable[..., None] | None = None) -> None:
+                 dispatch: Callable[..., None] | None = None, only_layers: set[int] | None = None) -> None:
         self.document = document
+        self.only_layers = only_layers
         self.max_dim = max_dim
         self._on_change = on_change
         self._dispatch = dispatch
@@ -693,7 +697,8 @@ class Scene3D:
             self._content_bounds = None
             self._drop_base()
             self._build_base()
-        present = {id(la): la for la in self.document.layers if isinstance(la, LabelsLayer | HeatmapLayer)}
+        present = {id(la): la for la in list(self.document.layers) if isinstance(la, LabelsLayer | HeatmapLayer)
+                   and (self.only_layers is None or id(la) in self.only_layers)}
         for key in list(self._overlays):
             if key not in present or present[key] is not self._overlays[key].layer:
                 props = self._overlays.pop(key)

@@ -122,3 +122,39 @@ def test_opening_a_large_volume_does_not_wait_for_the_upload(make_view, qtbot):
     assert built_ms < 300 and longest < 150, (built_ms, longest)
     view.close()  # closing releases the thread and its OpenGL context
     assert view.render_thread.closed
+
+
+def green_mask(frame: np.ndarray) -> np.ndarray:
+    """Pixels in the hue of label 2 (BraTS green, 60, 200, 60) however shaded."""
+    f = frame.astype(float)
+    return (f[..., 1] > 90) & (f[..., 0] < 0.6 * f[..., 1]) & (f[..., 2] < 0.6 * f[..., 1])
+
+
+def test_compare_panes_of_a_3d_study_have_linked_3d_views_of_their_own_overlays(qtbot):
+    """Two masks, both hidden in the layer list: each compare pane's 3D view draws its own; turning one pane's
+    camera turns the other's."""
+    from viewer.views.compare_view import CompareView
+    from viewer.views.view3d import same_camera
+
+    doc = Document(phantom())
+    blue = doc.add_layer(LabelsLayer(name="blue", volume=label_volume(), visible=False))
+    green_vol = label_volume()
+    green = doc.add_layer(LabelsLayer(name="green", volume=Volume(np.where(green_vol.array > 0, 2, 0).astype(
+        np.uint8)[:, :, ::-1].copy(), green_vol.affine, "SEG"), visible=False))  # mirrored: patient Left
+    view = CompareView(doc, [[blue], [green]])
+    qtbot.addWidget(view)
+    view.resize(2 * SIZE, 2 * SIZE)
+    view.show()
+    view.ensure_3d()
+    left, right = view.views_3d
+    for v in (left, right):
+        v.set_preset("ct_soft_tissue")
+    f_left, f_right = left.render_to_array(), right.render_to_array()
+    assert blue_mask(f_left).sum() > 30 and green_mask(f_left).sum() == 0
+    assert green_mask(f_right).sum() > 30 and blue_mask(f_right).sum() == 0
+    left.set_camera("L")
+    qtbot.waitUntil(lambda: left.scene.camera_name == "L" and same_camera(
+        right.scene.camera_state(), left.scene.camera_state()), timeout=20_000)
+    assert not same_camera(right.scene.camera_state(), {**right.scene.camera_state(), "position": [0, 0, 0]})
+    view.detach()
+    assert left.render_thread.closed and right.render_thread.closed
