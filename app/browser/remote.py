@@ -146,7 +146,7 @@ class RemoteStudies(QWidget):
 
         bottom = QHBoxLayout()
         self.retrieve_study_button = QPushButton("Retrieve study")
-        self.retrieve_study_button.setToolTip("Copy every series of the selected study into the local library")
+        self.retrieve_study_button.setToolTip("Copy every series of the selected study into the library")
         self.retrieve_study_button.clicked.connect(self.retrieve_selected_study)
         self.retrieve_series_button = QPushButton("Retrieve series")
         self.retrieve_series_button.clicked.connect(self.retrieve_selected_series)
@@ -191,7 +191,8 @@ class RemoteStudies(QWidget):
     # ---- search ---------------------------------------------------------------------------------------
     def query_filter(self) -> QueryFilter:
         return QueryFilter(patient_name=self.name_edit.text(), patient_id=self.id_edit.text(),
-                           accession=self.accession_edit.text(), modality=self.modality_box.currentData() or "",
+                           accession=self.accession_edit.text(),
+                           modality=self.modality_box.currentData() or "",
                            date_from=date_bound(self.date_from), date_to=date_bound(self.date_to))
 
     def set_query(self, name: str = "", patient_id: str = "", accession: str = "", modality: str = "",
@@ -237,8 +238,9 @@ class RemoteStudies(QWidget):
 
     def _cells(self, s: RemoteStudy) -> list[str]:
         name = HIDDEN_NAME if self.hide_names else format_person_name(s.patient_name)
-        return [name, s.patient_id, format_date(s.birth_date), format_date(s.study_date), ", ".join(s.modalities),
-                s.description, s.accession, "" if s.n_series is None else str(s.n_series),
+        return [name, s.patient_id, format_date(s.birth_date), format_date(s.study_date),
+                ", ".join(s.modalities), s.description, s.accession,
+                "" if s.n_series is None else str(s.n_series),
                 "" if s.n_instances is None else str(s.n_instances)]
 
     def set_hide_names(self, hide: bool) -> None:
@@ -290,8 +292,8 @@ class RemoteStudies(QWidget):
         if study is None:
             return False
         chosen = {i.data(Qt.ItemDataRole.UserRole) for i in self.series_list.selectedItems()}
-        series = [s for s in self.series if s.uid in chosen] if self.series and study.uid == self._series_for \
-            else None
+        listed = bool(self.series) and study.uid == self._series_for
+        series = [s for s in self.series if s.uid in chosen] if listed else None
         return self.retrieve(study, series or None)
 
     def retrieve(self, study: RemoteStudy, series: list[RemoteSeries] | None = None) -> bool:

@@ -69,15 +69,17 @@ def outgoing_objects(doc: Document, findings: dict[str, float], findings_title: 
     for layer in doc.layers:
         if isinstance(layer, LabelsLayer):
             items.append(Outgoing(f"{layer.name}: DICOM-SEG",
-                                  lambda lay=layer: outbox.segmentation(lay.volume, base, lay.label_names, lay.name)))
+                                  lambda lay=layer: outbox.segmentation(lay.volume, base, lay.label_names,
+                                                                        lay.name)))
             items.append(Outgoing(f"{layer.name}: secondary capture of slice {k + 1}",
                                   lambda lay=layer: outbox.secondary_capture(
-                                      base, lay.volume, k, "labels", opacity=lay.opacity, description=lay.name),
+                                      base, lay.volume, k, "labels", opacity=lay.opacity,
+                                      description=lay.name),
                                   checked=False))
         elif isinstance(layer, HeatmapLayer):
             items.append(Outgoing(f"{layer.name}: parametric map",
-                                  lambda lay=layer: outbox.parametric_map(lay.volume, base, lay.legend or lay.name,
-                                                                          description=lay.name)))
+                                  lambda lay=layer: outbox.parametric_map(
+                                      lay.volume, base, lay.legend or lay.name, description=lay.name)))
             items.append(Outgoing(f"{layer.name}: secondary capture of slice {k + 1}",
                                   lambda lay=layer: outbox.secondary_capture(
                                       base, lay.volume, k, lay.colormap, lay.value_range, lay.opacity,
@@ -97,7 +99,8 @@ def outgoing_objects(doc: Document, findings: dict[str, float], findings_title: 
 class SendResultsDialog(QDialog):
     """Tick results, pick a server, Send; progress and Cancel at the bottom, one-line outcome."""
 
-    def __init__(self, items: list[Outgoing], servers: list[ServerConfig], parent: QWidget | None = None) -> None:
+    def __init__(self, items: list[Outgoing], servers: list[ServerConfig],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Send results to PACS")
         self.resize(560, 380)
@@ -228,4 +231,5 @@ def send_results_dialog(window) -> SendResultsDialog | None:  # noqa: ANN001 - M
         window.show_error("Open a DICOM study first: results are sent into the study they were computed on.")
         return None
     title, findings = findings_of(getattr(getattr(window, "engines", None), "results_panel", None))
-    return SendResultsDialog(outgoing_objects(window.document, findings, title), servers(window.settings), window)
+    items = outgoing_objects(window.document, findings, title)
+    return SendResultsDialog(items, servers(window.settings), window)

@@ -244,7 +244,8 @@ class ServersDialog(QDialog):
         def task(_progress, _cancelled) -> str:  # noqa: ANN001
             client = connect(server)
             client.echo()
-            return f"OK: {server.describe()}: " + ("C-ECHO answered" if server.kind == "dimse" else "search answered")
+            answered = "C-ECHO answered" if server.kind == "dimse" else "search answered"
+            return f"OK: {server.describe()}: {answered}"
 
         self.test_result.setText("Testing…")
         self.test_button.setEnabled(False)

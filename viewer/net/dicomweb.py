@@ -67,9 +67,10 @@ class WebClient:
             self.session.auth = (config.username, config.secret)
         elif config.auth == "bearer":
             self.session.headers["Authorization"] = f"Bearer {config.secret}"
-        self.client = DICOMwebClient(config.url.rstrip("/"), session=self.session, timeout=float(config.timeout_s))
-        # dicomweb-client retries every failure 5 times with exponential back-off (~30 s before "server down");
-        # one quick retry is enough for a busy server, and the user hears about a dead one at once
+        self.client = DICOMwebClient(config.url.rstrip("/"), session=self.session,
+                                     timeout=float(config.timeout_s))
+        # dicomweb-client retries every failure 5 times with exponential back-off (~30 s before "server
+        # down"); one quick retry is enough for a busy server, and the user hears about a dead one at once
         self.client.set_http_retry_params(max_attempts=2, wait_exponential_multiplier=250)
 
     def close(self) -> None:
@@ -87,14 +88,17 @@ class WebClient:
             raise ServerUnreachable(f"{c.describe()}: the server's TLS certificate could not be verified "
                                     "(set a CA file, or check the URL)") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            kind = "did not answer in time" if isinstance(exc, requests.exceptions.Timeout) else "does not answer"
+            timed_out = isinstance(exc, requests.exceptions.Timeout)
+            kind = "did not answer in time" if timed_out else "does not answer"
             raise ServerUnreachable(f"{c.describe()}: the server {kind}; is it running and is the URL "
                                     "right?") from None
         except requests.exceptions.HTTPError as exc:
             code = exc.response.status_code if exc.response is not None else 0
             if code in (401, 403):
-                how = {"basic": "user name and password", "bearer": "token"}.get(c.auth, "credentials (none set)")
-                raise AuthenticationFailed(f"{c.describe()}: the server refused the {how} (HTTP {code})") from None
+                how = {"basic": "user name and password", "bearer": "token"}.get(c.auth,
+                                                                                  "credentials (none set)")
+                raise AuthenticationFailed(f"{c.describe()}: the server refused the {how} "
+                                           f"(HTTP {code})") from None
             raise RemoteError(f"{c.describe()}: {what} failed (HTTP {code})") from None
         except (ValueError, KeyError) as exc:  # a malformed answer
             raise RemoteError(f"{c.describe()}: {what}: unexpected answer ({type(exc).__name__})") from None
@@ -107,10 +111,10 @@ class WebClient:
 
     def find_studies(self, flt: QueryFilter) -> list[RemoteStudy]:
         """QIDO-RS studies matching ``flt`` (at most ``flt.limit``)."""
-        filters = {k: v for k, v in (("PatientName", flt.name_pattern()), ("PatientID", flt.patient_id.strip()),
-                                     ("AccessionNumber", flt.accession.strip()),
-                                     ("ModalitiesInStudy", flt.modality.strip().upper()),
-                                     ("StudyDate", flt.date_range())) if v}
+        keys = (("PatientName", flt.name_pattern()), ("PatientID", flt.patient_id.strip()),
+                ("AccessionNumber", flt.accession.strip()),
+                ("ModalitiesInStudy", flt.modality.strip().upper()), ("StudyDate", flt.date_range()))
+        filters = {k: v for k, v in keys if v}
         fields = ["StudyDescription", "PatientBirthDate", "NumberOfStudyRelatedSeries",
                   "NumberOfStudyRelatedInstances", "ModalitiesInStudy"]
         with self._errors("the study search"):
@@ -178,8 +182,8 @@ class WebClient:
             failed = answer.get("FailedSOPSequence") if answer is not None else None
             if failed:
                 reason = failed[0].get("FailureReason", "?")
-                raise RemoteError(f"{self.config.describe()}: the server refused {len(failed)} of {len(group)} "
-                                  f"objects (failure reason {reason})")
+                raise RemoteError(f"{self.config.describe()}: the server refused {len(failed)} of "
+                                  f"{len(group)} objects (failure reason {reason})")
             stored += len(group)
             progress(stored, len(datasets))
         return stored

@@ -75,11 +75,12 @@ class DimseClient:
                 pass
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise ServerUnreachable(f"{c.describe()}: the server does not answer ({reason}); is it running and "
-                                    "are host and port right?") from None
+            raise ServerUnreachable(f"{c.describe()}: the server does not answer ({reason}); is it running "
+                                    "and are host and port right?") from None
 
     @contextmanager
-    def _association(self, ae, handlers: list | None = None, roles: list | None = None) -> Iterator:  # noqa: ANN001
+    def _association(self, ae, handlers: list | None = None,  # noqa: ANN001 - pynetdicom.AE
+                     roles: list | None = None) -> Iterator:
         """An established association with the server (released at the end of the block)."""
         c = self.config
         self._check_reachable()
@@ -92,8 +93,8 @@ class DimseClient:
             raise AssociationRejected(f"{c.describe()} rejected the association as {c.calling_ae}: {why}")
         if not assoc.is_established:
             what = "with TLS " if c.tls else ""
-            raise ServerUnreachable(f"{c.describe()}: could not open a DICOM association {what}(aborted or timed "
-                                    "out; check the port, TLS setting and AE titles)")
+            raise ServerUnreachable(f"{c.describe()}: could not open a DICOM association {what}(aborted or "
+                                    "timed out; check the port, TLS setting and AE titles)")
         try:
             yield assoc
         finally:
@@ -121,7 +122,8 @@ class DimseClient:
         with self._association(ae) as assoc:
             for status, identifier in assoc.send_c_find(query, Find):
                 if not status:
-                    raise RemoteError(f"{self.config.describe()}: the query timed out or the connection dropped")
+                    raise RemoteError(f"{self.config.describe()}: the query timed out or the connection "
+                                      "dropped")
                 if status.Status in _PENDING:
                     if identifier is not None:
                         out.append(identifier)
@@ -155,7 +157,8 @@ class DimseClient:
         for kw in ("SeriesInstanceUID", "Modality", "SeriesDescription", "SeriesNumber",
                    "NumberOfSeriesRelatedInstances"):
             setattr(q, kw, "")
-        return [series_from_dataset(d, study_uid) for d in self._find(q) if getattr(d, "SeriesInstanceUID", "")]
+        found = self._find(q)
+        return [series_from_dataset(d, study_uid) for d in found if getattr(d, "SeriesInstanceUID", "")]
 
     def find_instances(self, study_uid: str, series_uid: str) -> dict[str, str]:
         """C-FIND at IMAGE level: SOPInstanceUID → SOPClassUID of one series."""
@@ -253,8 +256,9 @@ class DimseClient:
             scp.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
         scp.require_calling_aet = [c.called_ae]  # only the configured server may store into Lucent
         try:
+            handler = (evt.EVT_C_STORE, self._store_handler(writer, cancelled))
             server = scp.start_server(("", int(c.store_port)), block=False, ssl_context=None,
-                                      evt_handlers=[(evt.EVT_C_STORE, self._store_handler(writer, cancelled))])
+                                      evt_handlers=[handler])
         except OSError as exc:
             raise NetError(f"Lucent's storage port {c.store_port} for C-MOVE is not free "
                            f"({exc.strerror or exc}); pick another port or use C-GET") from None
@@ -313,7 +317,7 @@ RETRIEVE_SYNTAXES = (
 
 def _rejection_of(assoc) -> tuple[int, int, int] | None:  # noqa: ANN001
     """(result, source, diagnostic) of an A-ASSOCIATE-RJ, when pynetdicom kept it."""
-    prim = getattr(getattr(assoc, "acceptor", None), "primitive", None) or getattr(assoc, "_reject_primitive", None)
+    prim = getattr(getattr(assoc, "acceptor", None), "primitive", None)
     try:
         return int(prim.result), int(prim.result_source), int(prim.diagnostic)
     except (AttributeError, TypeError, ValueError):

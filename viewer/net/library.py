@@ -6,9 +6,9 @@ Layout under the library root (default ``<data folder>/library``)::
     <StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm   complete series
 
 Each instance is written to a temporary file and moved into place with ``os.replace``, so a file named after
-its SOPInstanceUID is always complete. An interrupted retrieve leaves its ``.partial`` folder; the next retrieve
-of the series skips the instances already there (resume). Only when every instance the server lists is present
-does the folder move (one rename) to its final place and get indexed.
+its SOPInstanceUID is always complete. An interrupted retrieve leaves its ``.partial`` folder; the next
+retrieve of the series skips the instances already there (resume). Only when every instance the server lists
+is present does the folder move (one rename) to its final place and get indexed.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class SeriesWriter:
         self.bytes_written = 0
 
     def _drop_leftovers(self) -> None:
-        """Remove temporary files a killed process left in the partial folder (hidden ``.<uid>.dcm.*.tmp``)."""
+        """Remove the temporary files a killed process left in the partial folder (``.<uid>.dcm.*.tmp``)."""
         try:
             for p in self.partial.iterdir():
                 if p.name.startswith(".") and p.name.endswith(".tmp"):
@@ -69,9 +69,10 @@ class SeriesWriter:
     @staticmethod
     def _listed(folder: Path) -> set[str]:
         try:
-            return {p.name[:-4] for p in folder.iterdir() if p.name.endswith(".dcm") and not p.name.startswith(".")}
+            names = [p.name for p in folder.iterdir()]
         except OSError:
             return set()
+        return {n[:-4] for n in names if n.endswith(".dcm") and not n.startswith(".")}
 
     def add(self, sop_uid: str, data: bytes) -> bool:
         """Store one encoded instance (a DICOM file: preamble, meta, data set); False when already present."""
@@ -102,7 +103,7 @@ class SeriesWriter:
             return set(expected) - self.have
 
     def finish(self) -> Path:
-        """Move the partial folder into place (one rename when the series is new); returns the final folder."""
+        """Move the partial folder into place (one rename when the series is new); returns its new path."""
         if not self.partial.is_dir():
             return self.final
         self.final.parent.mkdir(parents=True, exist_ok=True)

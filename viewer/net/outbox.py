@@ -68,7 +68,8 @@ def parametric_map(heat: Volume, base: Volume, name: str = "saliency", units: st
 
 def secondary_capture(base: Volume, overlay: Volume, k: int, colormap: str = "inferno",
                       value_range: tuple[float, float] = (0.0, 1.0), opacity: float = 0.5,
-                      window: tuple[float, float] | None = None, description: str = "Lucent overlay") -> Dataset:
+                      window: tuple[float, float] | None = None,
+                      description: str = "Lucent overlay") -> Dataset:
     """Slice ``k`` of ``base`` with ``overlay`` blended over it, as an RGB Secondary Capture image.
 
     The image references its source slice (SourceImageSequence) and the source series
@@ -104,8 +105,9 @@ def secondary_capture(base: Volume, overlay: Volume, k: int, colormap: str = "in
         pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
         study_instance_uid=src.StudyInstanceUID, series_instance_uid=hd.UID(),
         series_number=_SERIES_NUMBERS["sc"], sop_instance_uid=hd.UID(), instance_number=1,
-        manufacturer=MANUFACTURER, patient_id=src.get("PatientID", ""), patient_name=src.get("PatientName", ""),
-        patient_birth_date=src.get("PatientBirthDate", "") or None, patient_sex=src.get("PatientSex", "") or None,
+        manufacturer=MANUFACTURER, patient_id=src.get("PatientID", ""),
+        patient_name=src.get("PatientName", ""), patient_birth_date=src.get("PatientBirthDate", "") or None,
+        patient_sex=src.get("PatientSex", "") or None,
         accession_number=src.get("AccessionNumber", "") or None, study_id=src.get("StudyID", "") or None,
         study_date=src.get("StudyDate", "") or None, study_time=src.get("StudyTime", "") or None,
         referring_physician_name=src.get("ReferringPhysicianName", "") or None,
@@ -124,7 +126,7 @@ def secondary_capture(base: Volume, overlay: Volume, k: int, colormap: str = "in
 
 
 def _orientation(ds: Dataset) -> tuple[str, str]:
-    """Patient Orientation (row, column direction letters) from ImageOrientationPatient; ("L", "P") if absent."""
+    """Patient Orientation (row, column direction letters) from ImageOrientationPatient, else ("L", "P")."""
     iop = getattr(ds, "ImageOrientationPatient", None)
     if not iop or len(iop) != 6:
         return "L", "P"
@@ -200,22 +202,27 @@ def _roi_group(a: Annotation, n: int, base: Volume, frame_of_reference: str):  #
     from ..model.annotations import ellipse_stats, ruler_length_mm
     from ..model.geometry import SliceMapping
 
-    tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{a.kind} {n}" + (f": {a.text}" if a.text else ""))
+    label = f"{a.kind} {n}" + (f": {a.text}" if a.text else "")
+    tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=label[:64])
+    shape = hd.sr.GraphicTypeValues3D
     if a.kind == "ruler":
-        region = hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE,
-                                     graphic_data=np.asarray(a.points, np.float64), frame_of_reference_uid=frame_of_reference)
-        measurements = [hd.sr.Measurement(name=codes.SCT.Length, value=ruler_length_mm(a), unit=codes.UCUM.Millimeter)]
+        region = hd.sr.ImageRegion3D(graphic_type=shape.POLYLINE,
+                                     graphic_data=np.asarray(a.points, np.float64),
+                                     frame_of_reference_uid=frame_of_reference)
+        measurements = [hd.sr.Measurement(name=codes.SCT.Length, value=ruler_length_mm(a),
+                                          unit=codes.UCUM.Millimeter)]
     else:
         mapping = SliceMapping.for_volume(base, a.plane)
         stats = ellipse_stats(a, base, mapping)
-        region = hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.ELLIPSE,
-                                     graphic_data=ellipse_axes(a, base, mapping), frame_of_reference_uid=frame_of_reference)
+        region = hd.sr.ImageRegion3D(graphic_type=shape.ELLIPSE, graphic_data=ellipse_axes(a, base, mapping),
+                                     frame_of_reference_uid=frame_of_reference)
         unit = codes.UCUM.HounsfieldUnit if base.modality == "CT" else codes.UCUM.NoUnits
-        measurements = [hd.sr.Measurement(name=codes.SCT.Area, value=stats.area_mm2, unit=codes.UCUM.SquareMillimeter),
+        measurements = [hd.sr.Measurement(name=codes.SCT.Area, value=stats.area_mm2,
+                                          unit=codes.UCUM.SquareMillimeter),
                         hd.sr.Measurement(name=codes.SCT.Mean, value=stats.mean, unit=unit),
                         hd.sr.Measurement(name=codes.SCT.StandardDeviation, value=stats.std, unit=unit)]
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(tracking_identifier=tracking, referenced_region=region,
-                                                                measurements=measurements)
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, referenced_region=region, measurements=measurements)
 
 
 def ellipse_axes(a: Annotation, base: Volume, mapping) -> np.ndarray:  # noqa: ANN001 - SliceMapping

@@ -77,8 +77,9 @@ def retrieve_series(client, series: list[RemoteSeries], library: str | Path,  # 
         report.fetched += writer.added
         report.bytes += writer.bytes_written
         if missing:
-            raise RemoteError(f"the server sent {len(instances) - len(missing)} of {len(instances)} instances of "
-                              f"series {s.description or s.uid}; retrieve again to fetch the rest")
+            got = len(instances) - len(missing)
+            raise RemoteError(f"the server sent {got} of {len(instances)} instances of series "
+                              f"{s.description or s.uid}; retrieve again to fetch the rest")
         folder = writer.finish()
         with StudyIndex(db_path) as index:
             index.import_paths([folder])
