@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,16 @@ class TrainingLoop:
     rng: np.random.Generator
     gen: torch.Generator
     batches: Any
+    losses: list[float] = field(default_factory=list)
+
+    def step(self, loss: torch.Tensor) -> float:
+        """One optimiser step on ``loss`` (zero grads, backward, step, schedule); the loss is recorded and returned."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.losses.append(loss.item())
+        return self.losses[-1]
 
 
 def start_training(model: torch.nn.Module, args: Any, labels: np.ndarray, rank: int, distributed: bool,

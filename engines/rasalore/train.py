@@ -144,11 +144,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         authors_init(model.get_submodule(name))
     model = model.to(device)
     loop = start_training(model, args, labels, rank, distributed, weight_decay=1e-4, max_warmup=20)
-    net, opt, sched, gen, batches = loop.net, loop.opt, loop.sched, loop.gen, loop.batches
+    net, sched, gen, batches = loop.net, loop.sched, loop.gen, loop.batches
     log = open(args.out / "train_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
     vlog = open(args.out / "val_log.jsonl", "w") if rank == 0 and val is not None else None  # noqa: SIM115
     best: dict[str, object] = {"val_score": -1.0, "step": 0, "state": None}
-    losses: list[float] = []
+    losses = loop.losses
     t0 = time.time()
     net.train()
 
@@ -170,11 +170,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         x, (pm,) = augment(x, [pm], gen)
         tumour = torch.from_numpy(labels[idx] == 1)
         loss, parts = stage2_loss(net, x.to(device), pm.to(device), tumour.to(device), args.healthy_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        loop.step(loss)
         if log is not None:
             rec = {"step": step, "loss": round(losses[-1], 5), **parts, "lr": sched.get_last_lr()[0],
                    "time_s": round(time.time() - t0, 1)}

@@ -78,9 +78,9 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     images, labels = d["images"][keep], d["labels"][keep]
     model = DDPT(cfg).to(device)
     loop = start_training(model, args, labels, rank, distributed, weight_decay=0.05, max_warmup=30)
-    net, opt, sched, gen, batches = loop.net, loop.opt, loop.sched, loop.gen, loop.batches
+    net, gen, batches = loop.net, loop.gen, loop.batches
     log = open(args.out / "ddpt_log.jsonl", "w") if rank == 0 else None  # noqa: SIM115
-    losses: list[float] = []
+    losses = loop.losses
     t0 = time.time()
     model.train()
     for step in range(1, args.steps + 1):
@@ -93,11 +93,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         loss_cls = F.cross_entropy(logits, y)
         loss_mil = F.binary_cross_entropy_with_logits(mil_logit(patch, cfg.topk), y.float())
         loss = loss_cls + args.mil_weight * loss_mil
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        loop.step(loss)
         if log is not None:
             acc = float((logits.argmax(1) == y).float().mean())
             rec = {"step": step, "loss": round(losses[-1], 5), "loss_cls": round(loss_cls.item(), 5),
