@@ -19,13 +19,13 @@ Reading JPEG/PNG uses Pillow (this module only).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
+from engines.common.prepare import prepare_parser
 from engines.dermae.data import CLASSES, resize_mask, resize_rgb, split_units
 
 SPLIT_FILE = Path(__file__).with_name("split.json")
@@ -100,9 +100,7 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/dermoscopy"))
-    ap.add_argument("--out", type=Path, default=Path("data_prepared/dermae"))
+    ap = prepare_parser("dermae", __doc__.splitlines()[0], "dermoscopy")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64])
     ap.add_argument("--split-file", type=Path, default=SPLIT_FILE)
     args = ap.parse_args(argv)

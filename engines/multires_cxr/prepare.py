@@ -20,7 +20,6 @@ afterwards, so it stays fixed. Reading PNGs uses Pillow (this module only).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from engines.common.cxr import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
 from engines.common.cxr_labels import LABELS, map_labels
+from engines.common.prepare import prepare_parser
 from engines.multires_cxr.data import (
     duplicate_groups,
     merge_groups,
@@ -113,9 +113,7 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr"))
-    ap.add_argument("--out", type=Path, default=Path("data_prepared/multires_cxr"))
+    ap = prepare_parser("multires_cxr", __doc__.splitlines()[0], "cxr")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256])
     ap.add_argument("--split-file", type=Path, default=SPLIT_FILE)
     args = ap.parse_args(argv)

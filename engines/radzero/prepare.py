@@ -24,7 +24,6 @@ Only this step needs Pillow and the sentence encoder; training/evaluation need t
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 from engines.common.cxr import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
 from engines.common.cxr_labels import LABELS, map_labels
 from engines.common.image import normalise, resize_mask, resize_square
+from engines.common.prepare import prepare_parser
 from engines.common.text import encode
 from engines.radzero.text import label_phrase, minimal_sentences, negation, prompt
 
@@ -97,9 +97,7 @@ def prepare(data: Path, out: Path, size: int = 224, split_file: Path = SPLIT_FIL
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/cxr"))
-    ap.add_argument("--out", type=Path, default=Path("data_prepared/radzero"))
+    ap = prepare_parser("radzero", __doc__.splitlines()[0], "cxr")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

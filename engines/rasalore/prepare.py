@@ -25,12 +25,12 @@ validation patient's slice labels and stage-1 pseudo-masks (never ``gt_val.npz``
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
+from engines.common.prepare import prepare_parser
 from engines.rasalore.preprocess import (
     SIZE,
     TUMOUR_PX,
@@ -125,9 +125,7 @@ def prepare(data: Path, out: Path, limit_slices: int | None = None) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Prepare BRATS 2013 slices for rasalore.")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/brain_mri"))
-    ap.add_argument("--out", type=Path, default=Path("data_prepared/rasalore"))
+    ap = prepare_parser("rasalore", "Prepare BRATS 2013 slices for rasalore.", "brain_mri")
     args = ap.parse_args(argv)
     print(json.dumps(prepare(args.data, args.out), indent=1))
 
