@@ -161,3 +161,32 @@ def test_torchrun_two_ranks_shard_and_merge(tmp_path, inputs):
     assert ranks == {0, 1}
     with open(out / "scores.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 8
+
+
+def test_png_overlays_are_sampled_by_the_viewers_resampler():
+    """A one-pixel marker on a coarse 8×8 map over a 40×32 image lands on the image pixels whose centres it covers
+    (5×4 pixels, pixel centres aligned), exactly as the viewer's OverlaySampler draws it."""
+    from engines.common.geometry import map_to_image_matrix
+    from viewer.model.geometry import OverlaySampler, SliceMapping
+
+    base = Volume(np.zeros((40, 32), np.float32), affine=np.diag([0.5, 0.5, 1.0, 1.0]), modality="OT")
+    m = np.zeros((8, 8), np.float32)
+    m[2, 5] = 1
+    ov = Volume(m, affine=base.affine @ map_to_image_matrix((8, 8), (40, 32)), modality="OT")
+    rows, cols = np.nonzero(cli.resample_to_grid(ov, base, nearest=True) == 1)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (10, 14, 20, 23)
+    viewer = OverlaySampler(base, ov, SliceMapping.for_volume(base, "native"), order=1, fill=np.nan).sample(0)
+    np.testing.assert_array_equal(cli.resample_to_grid(ov, base, nearest=False), viewer)
+
+
+def test_study_and_per_engine_command(tmp_path, inputs):
+    nii, png = inputs
+    out = tmp_path / "study"
+    assert cli.main(["infer", "--engine", "toy", "--input", str(nii), str(nii), "--output", str(out), "--study",
+                     "--device", "cpu"]) == 0
+    doc = json.loads((out / "ct" / "scores.json").read_text())
+    assert doc["scans"] == [str(nii), str(nii)] and not (out / "ct_2").exists()
+    # python -m engines.<id>.infer INPUT --query A --query B: one folder per query
+    assert cli.engine_main("toy", [str(png), "--out", str(tmp_path / "q"), "--query", "a b", "--query", "c"]) == 0
+    assert (tmp_path / "q" / "a_b" / "xray" / "scores.json").is_file()
+    assert (tmp_path / "q" / "c" / "xray" / "scores.json").is_file()
