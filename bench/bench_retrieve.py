@@ -1,18 +1,24 @@
 """Retrieve throughput from a PACS: Lucent's C-GET, C-MOVE and WADO-RS against dcmtk's getscu / movescu.
 
-Starts a private Orthanc on loopback (``tests/net/orthanc.py``), uploads the shared 20-slice J2K CT enlarged to
-``--slices`` slices (real slices repeated 2 mm apart, J2K kept, about 150 kB each), then retrieves the series
-``--repeat`` times with each method into a fresh folder and reports the median MB/s (bytes written / wall
-time). Lucent's rows time :func:`viewer.net.retrieve_series` (the instance list, the transfer, the atomic
-writes, the move into the library and the SQLite indexing) — what a user waits for; "transfer only" rows time
-the client's ``retrieve`` into the library folder alone, which is what getscu/movescu do (write files). dcmtk
-proposes J2K lossless (``+xv``) so that Orthanc sends the files as stored, as Lucent's per-syntax contexts do.
-dcmtk (getscu, movescu and Orthanc's own DIMSE code) leaves Nagle's algorithm on unless ``TCP_NODELAY=1`` is in
-the environment, which costs ~45 ms per instance on loopback (40 slices: 2.0 s → 0.19 s with getscu): the bench
-sets it for Orthanc and the dcmtk tools, so that the baseline is dcmtk at its best.
+Starts a private Orthanc on loopback (``tests/net/orthanc.py``) and uploads the shared 20-slice CT enlarged
+to ``--slices`` slices (real slices repeated 2 mm apart), once uncompressed (~530 kB a slice) and once as the
+J2K files are (~160 kB). Each method retrieves each series ``--repeat`` times into a fresh folder; the table
+gives the median wall time and MB/s (bytes written / wall time).
 
-Usage: ``.venv/bin/python bench/bench_retrieve.py [--slices 300] [--repeat 3]`` (needs the Debian packages
-orthanc, orthanc-dicomweb and dcmtk; without dcmtk its rows are left out). Writes bench/results/retrieve.json.
+* Lucent rows time :func:`viewer.net.retrieve_series`: the instance list, the transfer, the atomic writes,
+  the move into the library and the SQLite indexing — what a user waits for.
+* "transfer only" rows time the client's ``retrieve`` into the library folder alone, which is what
+  getscu/movescu do (write files).
+* getscu proposes J2K lossless (``+xv``) and movescu accepts every syntax (``+xa``), so that Orthanc sends
+  the files as stored, as Lucent's per-syntax presentation contexts let it. Orthanc 1.10 cannot transcode
+  J2K, so getscu fails on the J2K series (noted in the table).
+* dcmtk (getscu, movescu and Orthanc's own DIMSE code) leaves Nagle's algorithm on unless ``TCP_NODELAY=1``
+  is in the environment, which costs ~45 ms per instance on loopback (40 slices: 2.0 s → 0.19 s with
+  getscu): the bench sets it for Orthanc and the dcmtk tools, so that the baseline is dcmtk at its best.
+
+Usage: ``.venv/bin/python bench/bench_retrieve.py [--slices 300] [--repeat 3] [--syntax both]`` (needs the
+Debian packages orthanc, orthanc-dicomweb and dcmtk; without dcmtk its rows are left out). Writes
+bench/results/retrieve.json.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def timed(run: Callable[[Path], None], repeat: int, n: int) -> dict:
             "MB_per_s": round(sizes[0] / 1e6 / med, 1), "repeats": repeat}
 
 
-def methods_for(study_uid: str, series, dimse, web, orthanc_port: int, dcmtk_port: int, n: int):  # noqa: ANN001
+def methods_for(study_uid: str, series, dimse, web,  # noqa: ANN001 - RemoteSeries, ServerConfig ×2
+                orthanc_port: int, dcmtk_port: int, n: int) -> list:
     """(name, client, run(out folder)) for every method of one series."""
     from viewer.net import ServerConfig, connect, retrieve_series
     from viewer.net.library import SeriesWriter
@@ -89,7 +96,8 @@ def methods_for(study_uid: str, series, dimse, web, orthanc_port: int, dcmtk_por
         instances = connect(config).find_instances(study_uid, series.uid)
 
         def run(out: Path) -> None:
-            connect(config).retrieve(study_uid, series.uid, SeriesWriter(out, study_uid, series.uid), instances)
+            writer = SeriesWriter(out, study_uid, series.uid)
+            connect(config).retrieve(study_uid, series.uid, writer, instances)
 
         return run
 
@@ -104,12 +112,12 @@ def methods_for(study_uid: str, series, dimse, web, orthanc_port: int, dcmtk_por
             f"SeriesInstanceUID={series.uid}"]
     if shutil.which("getscu"):
         out.append(("dcmtk getscu", "baseline", lambda o: subprocess.run(
-            ["getscu", "-q", "-aet", DCMTK_AE, "-aec", AET, "+xv", "-od", str(o), "127.0.0.1", str(orthanc_port),
-             *keys], check=True, timeout=600, env={**os.environ, **NODELAY})))
+            ["getscu", "-q", "-aet", DCMTK_AE, "-aec", AET, "+xv", "-od", str(o), "127.0.0.1",
+             str(orthanc_port), *keys], check=True, timeout=600, env={**os.environ, **NODELAY})))
     if shutil.which("movescu"):
         out.append(("dcmtk movescu", "baseline", lambda o: subprocess.run(
-            ["movescu", "-q", "-aet", DCMTK_AE, "-aec", AET, "-aem", DCMTK_AE, "--port", str(dcmtk_port), "+xa",
-             "-od", str(o), "127.0.0.1", str(orthanc_port), *keys], check=True, timeout=600,
+            ["movescu", "-q", "-aet", DCMTK_AE, "-aec", AET, "-aem", DCMTK_AE, "--port", str(dcmtk_port),
+             "+xa", "-od", str(o), "127.0.0.1", str(orthanc_port), *keys], check=True, timeout=600,
             env={**os.environ, **NODELAY})))
     return out
 
@@ -131,14 +139,14 @@ def main() -> None:
                                                    "dcmtk": (DCMTK_AE, dcmtk_port)}, env=NODELAY)
     rows = []
     try:
-        dimse = ServerConfig("bench", host="127.0.0.1", port=server.dicom_port, called_ae=AET, calling_ae=CALLING,
-                             store_port=lucent_port)
+        dimse = ServerConfig("bench", host="127.0.0.1", port=server.dicom_port, called_ae=AET,
+                             calling_ae=CALLING, store_port=lucent_port)
         web = ServerConfig("bench-web", kind="dicomweb", url=server.dicomweb_url, auth="basic", username=USER,
                            secret=PASSWORD)
         syntaxes = ["uncompressed", "j2k"] if a.syntax == "both" else [a.syntax]
         for syntax in syntaxes:
-            series_dir = prepare_ct_series(DATA / "dicom" / "ct_series", work / syntax, a.slices, seed="bench",
-                                           uncompressed=syntax == "uncompressed")
+            series_dir = prepare_ct_series(DATA / "dicom" / "ct_series", work / syntax, a.slices,
+                                           seed="bench", uncompressed=syntax == "uncompressed")
             files = sorted(series_dir.iterdir())
             t = time.perf_counter()
             server.upload(files)
@@ -160,8 +168,8 @@ def main() -> None:
                 rows.append({"syntax": syntax, "method": name, "client": what, "slices": len(files), **r})
                 print(f"  {name}: {r.get('MB_per_s', r.get('note'))} MB/s", flush=True)
         print()
-        report("retrieve", rows, ["syntax", "method", "client", "slices", "MB", "median_s", "min_s", "MB_per_s",
-                                  "note"])
+        report("retrieve", rows, ["syntax", "method", "client", "slices", "MB", "median_s", "min_s",
+                                  "MB_per_s", "note"])
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -63,8 +63,8 @@ def dimse_config(orthanc: OrthancServer, scp_port: int) -> ServerConfig:
 
 @pytest.fixture
 def web_config(orthanc: OrthancServer) -> ServerConfig:
-    return ServerConfig("Test DICOMweb", kind="dicomweb", url=orthanc.dicomweb_url, auth="basic", username=USER,
-                        secret=PASSWORD, timeout_s=20)
+    return ServerConfig("Test DICOMweb", kind="dicomweb", url=orthanc.dicomweb_url, auth="basic",
+                        username=USER, secret=PASSWORD, timeout_s=20)
 
 
 @pytest.fixture

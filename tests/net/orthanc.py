@@ -1,9 +1,9 @@
 """A private Orthanc for tests and the retrieve bench: loopback only, its own ports, storage and config.
 
-``OrthancServer.start(folder)`` writes ``orthanc.json`` in ``folder`` (free ports, storage and index inside the
-folder, the DICOMweb plugin from the Debian package, HTTP basic auth, DICOM modalities that point back to the
-test's own C-STORE SCP for C-MOVE) and runs ``Orthanc`` on it; :meth:`OrthancServer.stop` ends it. Needs the
-Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``scripts/setup.sh`` installs them).
+``OrthancServer.start(folder)`` writes ``orthanc.json`` in ``folder`` (free ports, storage and index inside
+the folder, the DICOMweb plugin from the Debian package, HTTP basic auth, DICOM modalities that point back to
+the test's own C-STORE SCP for C-MOVE) and runs ``Orthanc`` on it; :meth:`OrthancServer.stop` ends it.
+Needs the Debian packages ``orthanc`` and ``orthanc-dicomweb`` (``scripts/setup.sh`` installs them).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def free_port() -> int:
 def orthanc_missing() -> str | None:
     """Why Orthanc cannot run here (None when it can)."""
     if shutil.which("Orthanc") is None:
-        return "the Orthanc server is not installed (apt-get install orthanc orthanc-dicomweb; scripts/setup.sh)"
+        return ("the Orthanc server is not installed (apt-get install orthanc orthanc-dicomweb; "
+                "scripts/setup.sh)")
     if not PLUGIN.is_file():
         return f"the Orthanc DICOMweb plugin is missing ({PLUGIN}; apt-get install orthanc-dicomweb)"
     return None
@@ -43,7 +44,7 @@ def orthanc_missing() -> str | None:
 
 @dataclass
 class OrthancServer:
-    """A running Orthanc. ``modalities`` maps a name to (AE title, port) of SCPs on 127.0.0.1 it may C-MOVE to."""
+    """A running Orthanc; ``modalities``: name → (AE title, port) of SCPs on 127.0.0.1 it may C-MOVE to."""
 
     folder: Path
     http_port: int
@@ -87,7 +88,8 @@ class OrthancServer:
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowGet": True,
             "DicomAlwaysAllowMove": True,
-            "DicomModalities": {name: [aet, "127.0.0.1", port] for name, (aet, port) in server.modalities.items()},
+            "DicomModalities": {name: [aet, "127.0.0.1", port]
+                                for name, (aet, port) in server.modalities.items()},
             "DicomScuTimeout": 10,
             "Plugins": [str(PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
@@ -102,7 +104,8 @@ class OrthancServer:
             server.tls_cert = self_signed(folder)
             key = folder / "tls.key"
             config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(server.tls_cert),
-                           "DicomTlsPrivateKey": str(key), "DicomTlsTrustedCertificates": str(server.tls_cert),
+                           "DicomTlsPrivateKey": str(key),
+                           "DicomTlsTrustedCertificates": str(server.tls_cert),
                            "DicomTlsRemoteCertificateRequired": False})
         (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - handed to the process
@@ -112,7 +115,8 @@ class OrthancServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise RuntimeError("Orthanc exited at start:\n" + (folder / "orthanc.log").read_text()[-3000:])
+                log_tail = (folder / "orthanc.log").read_text()[-3000:]
+                raise RuntimeError("Orthanc exited at start:\n" + log_tail)
             try:
                 server.rest("GET", "/system")
                 return server
@@ -218,6 +222,7 @@ def prepare_ct_series(src: Path, out: Path, n_slices: int | None = None, seed: s
         ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, birth
         ds.AccessionNumber, ds.StudyDescription, ds.StudyID = accession, description, "1"
         ds.SeriesNumber, ds.InstanceNumber = 2, k + 1
-        ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1], f"{z0 + 2.0 * k:.2f}"]
+        x, y = ds.ImagePositionPatient[0], ds.ImagePositionPatient[1]
+        ds.ImagePositionPatient = [x, y, f"{z0 + 2.0 * k:.2f}"]
         ds.save_as(out / f"CT{k:05d}.dcm", enforce_file_format=True)
     return out

@@ -1,4 +1,5 @@
-"""DICOMweb against a real Orthanc (DICOMweb plugin): QIDO-RS, WADO-RS, cancel/resume, credentials, server down."""
+"""DICOMweb against a real Orthanc (its DICOMweb plugin): QIDO-RS, WADO-RS, cancel and resume, credentials,
+server down."""
 
 from __future__ import annotations
 

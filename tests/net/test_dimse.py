@@ -86,7 +86,8 @@ def test_retrieve_indexes_the_complete_series_and_it_opens(dimse_config, library
 
 
 @pytest.mark.parametrize("how", ["get", "move"])
-def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse_config, library, count_arrivals, how):
+def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse_config, library,
+                                                                           count_arrivals, how):
     root, db = library
     client, study, series = _ct_series(dimse_config, how)
     done = []
@@ -95,7 +96,8 @@ def test_cancel_keeps_what_arrived_unindexed_and_the_next_retrieve_resumes(dimse
         done.append(d)
 
     with pytest.raises(TransferCancelled, match="cancelled.*kept"):
-        retrieve_series(client, series, root, db, progress=progress, cancelled=lambda: bool(done) and done[-1] >= 5)
+        retrieve_series(client, series, root, db, progress=progress,
+                        cancelled=lambda: bool(done) and done[-1] >= 5)
     writer = SeriesWriter(root, study.uid, series[0].uid)
     kept = len(writer.have)
     assert 5 <= kept < 20
@@ -131,7 +133,8 @@ def test_move_port_taken_is_reported(dimse_config, library):
     root, db = library
     client, _study, series = _ct_series(dimse_config, "move")
     with socket.socket() as busy:
-        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the earlier C-MOVEs leave TIME_WAITs there
+        # the earlier C-MOVEs leave TIME_WAIT connections on the port
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         busy.bind(("", dimse_config.store_port))
         busy.listen()
         with pytest.raises(NetError, match="storage port .* is not free"):

@@ -39,7 +39,8 @@ class FakeClient:
 def series(shared_data, tmp_path_factory):
     import pydicom
 
-    files = sorted(prepare_ct_series(shared_data / "dicom" / "ct_series", tmp_path_factory.mktemp("ct")).iterdir())
+    folder = prepare_ct_series(shared_data / "dicom" / "ct_series", tmp_path_factory.mktemp("ct"))
+    files = sorted(folder.iterdir())
     head = pydicom.dcmread(files[0], stop_before_pixels=True)
     return files, RemoteSeries(head.SeriesInstanceUID, head.StudyInstanceUID, "CT", "CT Body 3.0")
 
@@ -83,7 +84,7 @@ def test_a_killed_write_leaves_no_trace_the_next_writer_counts(series, tmp_path)
     files, remote = series
     writer = SeriesWriter(tmp_path, remote.study_uid, remote.uid)
     writer.add("1.2.3.4", files[0].read_bytes())
-    leftover = writer.partial / ".1.2.3.5.dcm.abc123.tmp"  # what atomic_path leaves when the process is killed
+    leftover = writer.partial / ".1.2.3.5.dcm.abc123.tmp"  # what atomic_path leaves behind a killed process
     leftover.write_bytes(files[1].read_bytes()[:1000])
     again = SeriesWriter(tmp_path, remote.study_uid, remote.uid)
     assert again.have == {"1.2.3.4"} and not leftover.exists()

@@ -64,7 +64,8 @@ def test_search_retrieve_and_open(browser, qtbot, opened, library, server):
     assert remote.search()
     _idle(qtbot, remote)
     assert [s.patient_id for s in remote.studies] == [CT_PATIENT[1]], remote.status.text()
-    assert remote.table.item(0, 0).text() == "Lucent, Test" and remote.table.item(0, 6).text() == "ACC-20221208"
+    assert remote.table.item(0, 0).text() == "Lucent, Test"
+    assert remote.table.item(0, 6).text() == "ACC-20221208"
     qtbot.waitUntil(lambda: remote.series_list.count() == 1, timeout=10000)
     with qtbot.waitSignal(remote.retrieved, timeout=30000):
         assert remote.retrieve_selected_study(open_after=True)

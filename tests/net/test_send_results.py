@@ -101,7 +101,8 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         # parametric map: the float values, resampled onto the 512×512 source grid
         values = pm.get_volume().array if hasattr(pm, "get_volume") else pm.pixel_array
         assert values.shape[-2:] == (512, 512) and values.dtype.kind == "f"
-        assert float(values.max()) == pytest.approx(1.0, abs=0.02) and float(values.min()) == pytest.approx(0, abs=0.02)
+        assert float(values.max()) == pytest.approx(1.0, abs=0.02)
+        assert float(values.min()) == pytest.approx(0, abs=0.02)
         # secondary capture: RGB, pointing at its source slice
         rgb = sc.get_frame(1)
         assert sc.Modality == "OT" and sc.SamplesPerPixel == 3 and rgb.shape == (512, 512, 3)
@@ -126,7 +127,7 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         assert area.value == pytest.approx(np.pi * 50 * 30 * spacing**2, rel=0.03)
         assert mean.unit.value == "[hnsf'U]" and ellipse.roi.graphic_type.value == "ELLIPSE"
         axes = ellipse.roi.value
-        assert np.linalg.norm(axes[1] - axes[0]) == pytest.approx(100 * spacing, rel=1e-6)  # the major axis first
+        assert np.linalg.norm(axes[1] - axes[0]) == pytest.approx(100 * spacing, rel=1e-6)  # major axis first
     finally:
         for s in new:
             orthanc.delete_series(s.uid)
