@@ -150,6 +150,7 @@ class WebClient:
 
         def check() -> None:
             if cancelled():
+                self.session.close()  # drops the half-read streamed answer with its connection
                 raise TransferCancelled(f"Retrieve cancelled: {len(writer.have)} of {total} instances kept; "
                                         "retrieve again to fetch the rest")
 
