@@ -475,7 +475,7 @@ def engine_main(engine_id: str, argv: Sequence[str] | None = None, study: bool =
     """``python -m engines.<id>.infer INPUT... [--out DIR] [--query TEXT]... [--weights W] [--device D]``.
 
     The same as ``lucent infer --engine <id> --input INPUT... --output DIR`` (files and exit status as there);
-    ``study`` reads all inputs as the scans of one study; each ``--query`` runs once, into ``DIR/<query>/``.
+    ``study`` reads all inputs as the scans of one study; with several ``--query`` each runs into ``DIR/<query>/``.
     """
     p = argparse.ArgumentParser(prog=f"python -m engines.{engine_id}.infer",
                                 description=f"Run {engine_id} on files (= {PROG} infer --engine {engine_id}).")
@@ -487,8 +487,8 @@ def engine_main(engine_id: str, argv: Sequence[str] | None = None, study: bool =
     a = p.parse_args(None if argv is None else list(argv))
     common = ["--engine", engine_id, "--input", *a.inputs, "--device", a.device,
               *(["--weights", a.weights] if a.weights else []), *(["--study"] if study else [])]
-    if not a.query:
-        return main(["infer", *common, "--output", a.out])
+    if len(a.query) <= 1:
+        return main(["infer", *common, "--output", a.out, *(["--query", a.query[0]] if a.query else [])])
     status = [main(["infer", *common, "--output", str(Path(a.out) / slug(q)), "--query", q]) for q in a.query]
     return max(status)
 
