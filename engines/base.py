@@ -4,6 +4,12 @@ An :class:`Engine` describes itself (id, title, paper, accepted inputs, outputs,
 ``run(volume, query=None, device="cpu", progress=cb, cancelled=fn) -> EngineResult``. ``progress(f, msg)``
 takes a fraction in [0, 1]; ``cancelled()`` is polled between steps and, when true, the engine raises
 :class:`Cancelled` so that nothing half-made is returned.
+
+``run`` is one template for every engine (:meth:`Engine.run_steps`): check the input → load the weights (once)
+→ preprocess (CPU) → forward on the chosen device under the one CUDA-out-of-memory → CPU policy of
+:mod:`engines.device` → postprocess into overlays and scores. Engines implement the steps, never the sequence.
+Results (:class:`Overlay`, :class:`EngineResult`) live in :mod:`engines.result`, the exceptions in
+:mod:`engines.errors`; both are re-exported here.
 """
 
 from __future__ import annotations
