@@ -16,7 +16,6 @@ from viewer.model.annotations import (
     roi_stats,
     ruler_length_mm,
 )
-from viewer.model.layers import HeatmapLayer
 
 COLOUR = QColor(255, 200, 0)
 
@@ -100,7 +99,7 @@ class AnnotationItems:
         lines = []
         for li in view.layer_images:
             layer = li.layer
-            if not isinstance(layer, HeatmapLayer) or not layer.visible or not li.shown:
+            if not (li.measured and li.drawn):
                 continue
             values = li.raw if view.slice_index == s and li.raw is not None else li.sampler.sample(s)
             st = roi_stats(values, box, inside, 1.0)

@@ -1,6 +1,17 @@
-"""Graphics items that draw one Layer on one slice view (pyqtgraph ImageItem + LUT + levels)."""
+"""Graphics items that draw one Layer on one slice view (pyqtgraph ImageItem + LUT + levels).
+
+One visual class per layer kind, as napari pairs each layer type with its own vispy layer: :class:`LayerImage`
+holds what every kind shares (sampling the layer's slice onto the view's grid, visibility, opacity, following
+the layer's events) and :class:`ImageLayerImage`, :class:`LabelsLayerImage` and :class:`HeatmapLayerImage` say
+how their kind samples (nearest or linear), which layer fields redraw it, how its pixels are coloured and what
+legend it has. :func:`layer_image` picks the class for a layer from :data:`LAYER_IMAGES` (by the layer's type
+or its nearest base class), so a new layer kind brings its own visual instead of another ``isinstance`` branch.
+"""
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
@@ -11,6 +22,7 @@ from viewer.model import colormaps
 from viewer.model.geometry import OverlaySampler, SliceMapping
 from viewer.model.layers import HeatmapLayer, ImageLayer, LabelsLayer, Layer
 from viewer.model.volume import Volume
+from viewer.views.annotations_overlay import ColorBar
 
 
 def label_outline(labels: np.ndarray) -> np.ndarray:
@@ -51,7 +63,7 @@ class SmoothImageItem(pg.ImageItem):
         super().paint(p, *args)
 
 
-class LayerImage:
+class LayerImage(ABC):
     """Draws ``layer`` on the screen grid of ``base`` seen through ``mapping``.
 
     The base grid occupies the scene rectangle (0, 0, cols·pw, rows·ph) in millimetres, so pixel (col, row)
@@ -84,8 +96,15 @@ class LayerImage:
         self._raw: np.ndarray | None = None
         layer.events.connect(self._on_layer_event)
 
+    #: resampling order of the kind (0 nearest: labels and images on the base grid; 1 linear: maps)
+    order: ClassVar[int] = 0
+    #: layer fields whose change redraws the current slice (others only change visibility or opacity)
+    redraw_on: ClassVar[frozenset[str]] = frozenset()
+    #: whether ROI statistics read this kind's values (continuous maps)
+    measured: ClassVar[bool] = False
+
     def _make_sampler(self) -> None:
-        order = 1 if isinstance(self.layer, HeatmapLayer) else 0
+        order = self.order
         self.sampler = OverlaySampler(self._base, self.layer.volume, self.mapping, order=order,
                                       fill=np.nan if order else 0)
         self.native = not self.sampler.same_grid and self.sampler.axis_parallel
@@ -101,7 +120,7 @@ class LayerImage:
             slice_index, self._slice = self._slice, None
             if slice_index is not None:
                 self.show_slice(slice_index)
-        elif name == "window" or name in ("colormap", "value_range", "threshold", "outline"):
+        elif name in self.redraw_on:
             self._render()
         else:
             self._apply_visibility()
@@ -142,31 +161,85 @@ class LayerImage:
         return self._raw
 
     def _render(self) -> None:
-        layer, img = self.layer, self._img
         self._apply_visibility()
-        if img is None:
+        if self._img is None:
             self.item.clear()
             return
-        if isinstance(layer, ImageLayer):
-            if layer.volume.rgb:
-                rgb = img[..., :3]
-                levels = (0, 255) if rgb.dtype == np.uint8 else (float(rgb.min()), float(rgb.max()) or 1.0)
-                self.item.setImage(rgb, levels=levels, autoLevels=False, lut=None, rect=self._rect)
-            else:
-                lo, hi = layer.window.levels if layer.window else (0.0, 1.0)
-                lut = None if layer.colormap == "grey" else colormaps.lut(layer.colormap)
-                self.item.setImage(img, levels=(lo, hi), autoLevels=False, lut=lut, rect=self._rect)
-        elif isinstance(layer, LabelsLayer):
-            lab = np.asarray(img)
-            if lab.dtype.kind == "f":
-                lab = np.nan_to_num(lab)
-            lab = lab.astype(np.int64) % 256
-            lab = lab.astype(np.uint8)
-            if layer.outline:
-                lab = label_outline(lab)
-            self.item.setImage(lab, levels=(0, 255), autoLevels=False, lut=colormaps.label_lut(),
-                               rect=self._rect)
-        elif isinstance(layer, HeatmapLayer):  # indexed colours: the quick uint8 path of the image item
-            lo, hi = layer.value_range
-            self.item.setImage(colormaps.to_indices(img, lo, hi, layer.threshold), levels=(0, 255), autoLevels=False,
-                               lut=colormaps.indexed_lut(layer.colormap), rect=self._rect)
+        self.draw(self._img)
+
+    @abstractmethod
+    def draw(self, img: np.ndarray) -> None:
+        """Colour ``img`` (this kind's values on the current slice) into the image item, in ``self._rect``."""
+
+    def colorbar(self) -> ColorBar | None:
+        """The colour bar this kind shows in the view's corner while drawn (None: none)."""
+        return None
+
+
+class ImageLayerImage(LayerImage):
+    """An image: grey (or a colour map) through the layer's window, or RGB as stored."""
+
+    redraw_on = frozenset({"window", "colormap"})
+
+    def draw(self, img: np.ndarray) -> None:
+        layer = self.layer
+        if layer.volume.rgb:
+            rgb = img[..., :3]
+            levels = (0, 255) if rgb.dtype == np.uint8 else (float(rgb.min()), float(rgb.max()) or 1.0)
+            self.item.setImage(rgb, levels=levels, autoLevels=False, lut=None, rect=self._rect)
+        else:
+            lo, hi = layer.window.levels if layer.window else (0.0, 1.0)
+            lut = None if layer.colormap == "grey" else colormaps.lut(layer.colormap)
+            self.item.setImage(img, levels=(lo, hi), autoLevels=False, lut=lut, rect=self._rect)
+
+
+class LabelsLayerImage(LayerImage):
+    """Integer labels in their categorical colours, filled or as outlines."""
+
+    redraw_on = frozenset({"outline", "colormap"})
+
+    def draw(self, img: np.ndarray) -> None:
+        lab = np.asarray(img)
+        if lab.dtype.kind == "f":
+            lab = np.nan_to_num(lab)
+        lab = (lab.astype(np.int64) % 256).astype(np.uint8)
+        if self.layer.outline:
+            lab = label_outline(lab)
+        self.item.setImage(lab, levels=(0, 255), autoLevels=False, lut=colormaps.label_lut(), rect=self._rect)
+
+
+class HeatmapLayerImage(LayerImage):
+    """A continuous map through its colour map over its value range, transparent below the threshold: uint8
+    indices into :func:`~viewer.model.colormaps.indexed_lut` (the image item's quick path), which is
+    :func:`~viewer.model.colormaps.heatmap_rgba` — the colours exports and ``lucent infer`` use."""
+
+    order = 1
+    redraw_on = frozenset({"colormap", "value_range", "threshold"})
+    measured = True
+
+    def draw(self, img: np.ndarray) -> None:
+        layer = self.layer
+        lo, hi = layer.value_range
+        self.item.setImage(colormaps.to_indices(img, lo, hi, layer.threshold), levels=(0, 255), autoLevels=False,
+                           lut=colormaps.indexed_lut(layer.colormap), rect=self._rect)
+
+    def colorbar(self) -> ColorBar:
+        layer = self.layer
+        return ColorBar(colormaps.lut(layer.colormap), *layer.value_range, layer.legend or layer.name, layer.units)
+
+
+#: The visual of each layer kind; :func:`layer_image` also finds a subclass's nearest listed base class.
+LAYER_IMAGES: dict[type[Layer], type[LayerImage]] = {
+    ImageLayer: ImageLayerImage,
+    LabelsLayer: LabelsLayerImage,
+    HeatmapLayer: HeatmapLayerImage,
+}
+
+
+def layer_image(layer: Layer, base: Volume, mapping: SliceMapping, z: int, shown: bool = True,
+                pinned: bool = False) -> LayerImage:
+    """The visual for ``layer``'s kind (see :data:`LAYER_IMAGES`) on the view ``mapping`` of ``base``."""
+    for kind in type(layer).__mro__:
+        if kind in LAYER_IMAGES:
+            return LAYER_IMAGES[kind](layer, base, mapping, z, shown=shown, pinned=pinned)
+    raise TypeError(f"no slice-view visual for {type(layer).__name__}")

@@ -17,15 +17,14 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from viewer.model import colormaps
 from viewer.model.annotations import Annotation, on_slice
 from viewer.model.document import Document
 from viewer.model.geometry import SliceMapping
-from viewer.model.layers import HeatmapLayer, ImageLayer
+from viewer.model.layers import ImageLayer
 from viewer.model.window_level import WindowLevel
 from viewer.views.annotation_items import AnnotationItems
-from viewer.views.annotations_overlay import ColorBar, ViewAnnotations
-from viewer.views.layer_items import LayerImage
+from viewer.views.annotations_overlay import ViewAnnotations
+from viewer.views.layer_items import LayerImage, layer_image
 
 PLANE_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal", "native": ""}
 
@@ -174,8 +173,8 @@ class SliceView(QWidget):
             self.viewbox.removeItem(li.item)
         base = self.document.base
         self._mapping = SliceMapping.for_volume(base, self.plane)
-        self.layer_images = [LayerImage(layer, base, self._mapping, z, shown=self.shows(layer),
-                                        pinned=self.pins(layer))
+        self.layer_images = [layer_image(layer, base, self._mapping, z, shown=self.shows(layer),
+                                         pinned=self.pins(layer))
                              for z, layer in enumerate(self.document.layers)]
         for li in self.layer_images:
             self.viewbox.addItem(li.item)
@@ -329,8 +328,7 @@ class SliceView(QWidget):
         if self.only_layers is not None:
             top_left += "\n" + ", ".join(la.name for la in self.document.layers if id(la) in self.only_layers)
         win = self.document.base_layer.window
-        bars = [ColorBar(colormaps.lut(la.colormap), *la.value_range, la.legend or la.name, la.units)
-                for la in self.drawn_layers() if isinstance(la, HeatmapLayer)]
+        bars = [bar for li in self.layer_images if li.drawn and (bar := li.colorbar()) is not None]
         key = (top_left, str(win) if win else "", [(id(b.lut), b.low, b.high, b.title, b.units) for b in bars])
         if key == self._texts_key:
             return

@@ -30,8 +30,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -334,8 +336,16 @@ def _smooth_surface(port, iterations: int = 15) -> vtkPolyDataNormals:
     return normals
 
 
-class _LayerProps:
-    """The VTK props showing one overlay layer; follows that layer's events."""
+class _LayerProps(ABC):
+    """The VTK props showing one overlay layer; follows that layer's events.
+
+    One subclass per layer kind (:data:`SURFACES`): it builds the kind's actors from the layer
+    (:meth:`make_actors`) and says how opaque they are (:meth:`surface_opacity`); this class places them in
+    patient space, shows, hides, fades and rebuilds them as the layer changes.
+    """
+
+    #: layer fields whose change rebuilds the actors
+    rebuild_on: ClassVar[frozenset[str]] = frozenset({"volume"})
 
     def __init__(self, scene: Scene3D, layer: Layer) -> None:
         self.scene = scene
@@ -354,7 +364,7 @@ class _LayerProps:
             self._apply_visibility()
         elif name == "opacity":
             self._apply_opacity()
-        elif name in ("volume", "threshold", "value_range", "colormap"):
+        elif name in self.rebuild_on:
             self.remove()
             self._grid = None if name == "volume" else self._grid
             self.build()
@@ -369,13 +379,14 @@ class _LayerProps:
         self.scene.update_depth_peeling()
 
     def surface_opacity(self) -> float:
-        """Opacity of this layer's surfaces.
+        """Opacity of this layer's surfaces: ``min(1, 2 × layer.opacity)``. In 2D a map or mask is laid over the
+        film at 0.4–0.5 so that the film shows through; in 3D its surfaces sit inside a volume rendering, and
+        the same setting makes them (nearly) opaque; lower values fade them."""
+        return min(1.0, 2.0 * float(np.clip(self.layer.opacity, 0.0, 1.0)))
 
-        Labels: ``min(1, 2 × layer.opacity)`` — the 2D fill's default 0.5 makes an opaque surface, lower
-        values fade it. Heatmap shells: the outermost at ``layer.opacity`` / 2, inner ones more opaque.
-        """
-        op = float(np.clip(self.layer.opacity, 0.0, 1.0))
-        return min(1.0, 2.0 * op) if isinstance(self.layer, LabelsLayer) else op
+    @abstractmethod
+    def make_actors(self) -> list[vtkActor]:
+        """Build this kind's actors from the layer (on its own grid, :attr:`_grid`); [] when there is nothing."""
 
     def _apply_opacity(self) -> None:
         op = self.surface_opacity()
@@ -390,20 +401,20 @@ class _LayerProps:
         self.actors = []
 
     def build(self) -> None:
-        layer = self.layer
-        if layer.volume.rgb:
+        if self.layer.volume.rgb:
             return
-        if isinstance(layer, LabelsLayer):
-            self._build_labels(layer)
-        elif isinstance(layer, HeatmapLayer):
-            self._build_heatmap(layer)
+        self.actors = self.make_actors()
         for a in self.actors:
             a.SetUserMatrix(self._grid.matrix if self._grid else None)
             self.scene.renderer.AddActor(a)
         self._apply_opacity()
         self._apply_visibility()
 
-    def _build_labels(self, layer: LabelsLayer) -> None:
+class _LabelSurfaces(_LayerProps):
+    """A label mask: one smoothed surface per label value, in the labels' colours."""
+
+    def make_actors(self) -> list[vtkActor]:
+        layer = self.layer
         a = layer.volume.data3d
         vmax = int(np.nanmax(a)) if a.size else 0
         dtype = np.dtype(np.uint8) if vmax < 256 else np.dtype(np.int32)
@@ -411,7 +422,7 @@ class _LayerProps:
             self._grid = grid_image(layer.volume, self.scene.max_dim, dtype=dtype)
         values = label_values(self._grid.array)
         if not values:
-            return
+            return []
         fe = vtkDiscreteFlyingEdges3D()
         fe.SetInputData(self._grid.image)
         for n, v in enumerate(values):
@@ -440,9 +451,18 @@ class _LayerProps:
         p.SetAmbient(0.35)
         p.SetDiffuse(0.7)
         p.SetSpecular(0.15)
-        self.actors = [actor]
+        return [actor]
 
-    def _build_heatmap(self, layer: HeatmapLayer) -> None:
+
+
+class _HeatmapShells(_LayerProps):
+    """A continuous map: three nested iso-surfaces from the threshold toward the maximum, coloured through the
+    layer's colour map; the inner ones more opaque."""
+
+    rebuild_on = frozenset({"volume", "threshold", "value_range", "colormap"})
+
+    def make_actors(self) -> list[vtkActor]:
+        layer = self.layer
         if self._grid is None:
             self._grid = grid_image(layer.volume, self.scene.max_dim)
         low, high = (float(v) for v in layer.value_range)
@@ -469,7 +489,16 @@ class _LayerProps:
             r, g, b = table[int(np.clip(0.25 + 0.75 * pos, 0, 1) * 255), :3] / 255.0
             actor.GetProperty().SetColor(float(r), float(g), float(b))
             actors.append(actor)
-        self.actors = actors
+        return actors
+
+
+#: The 3D props of each overlay kind (layers of other kinds, e.g. images, are not drawn as surfaces).
+SURFACES: dict[type[Layer], type[_LayerProps]] = {LabelsLayer: _LabelSurfaces, HeatmapLayer: _HeatmapShells}
+
+
+def surfaces_for(layer: Layer) -> type[_LayerProps] | None:
+    """The props class for ``layer``'s kind (its type or nearest listed base class), or None."""
+    return next((SURFACES[k] for k in type(layer).__mro__ if k in SURFACES), None)
 
 
 # ---- the scene -------------------------------------------------------------------------------------
@@ -697,7 +726,7 @@ class Scene3D:
             self._content_bounds = None
             self._drop_base()
             self._build_base()
-        present = {id(la): la for la in list(self.document.layers) if isinstance(la, LabelsLayer | HeatmapLayer)
+        present = {id(la): la for la in list(self.document.layers) if surfaces_for(la) is not None
                    and (self.only_layers is None or id(la) in self.only_layers)}
         for key in list(self._overlays):
             if key not in present or present[key] is not self._overlays[key].layer:
@@ -706,7 +735,7 @@ class Scene3D:
                 props.remove()
         for key, layer in present.items():
             if key not in self._overlays:
-                self._overlays[key] = _LayerProps(self, layer)
+                self._overlays[key] = surfaces_for(layer)(self, layer)
         self.update_depth_peeling()
 
     def _drop_base(self) -> None:
