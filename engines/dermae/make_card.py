@@ -13,16 +13,16 @@ the same run on the same held-out split. Also copies the contact sheet and the s
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
 
+from engines.common import card as scaffold
 from engines.dermae.data import CLASSES
 from engines.dermae.evaluate import evaluate, format_table, measure_latency
 from engines.dermae.weights_io import load_model, sha256
 
-OUT = Path(__file__).resolve().parents[2] / "resources" / "weights" / "dermae"
+OUT = scaffold.card_dir("dermae")
 STAGES = ("ae", "ldm", "mae", "teacher", "student_real", "student_synth", "student_kd", "teacher_scratch")
 
 LICENCE = ("Weights trained on ../shared/data/dermoscopy: 600 ISIC-2017 challenge training images "
@@ -51,10 +51,7 @@ def _summary(run: Path, stage: str) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Ship DERMAE weights and write the model card.")
-    ap.add_argument("--run", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--data-arg", default="data_prepared/dermae", help="how --data is spelled in the commands")
+    ap = scaffold.card_parser("dermae", "Ship DERMAE weights and write the model card.")
     ap.add_argument("--run-arg", default="runs/dermae", help="how --run is spelled in the commands")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -71,15 +68,9 @@ def main(argv: list[str] | None = None) -> None:
             log_lines += [line.replace('"stage": "student"', f'"stage": "{st}"').replace(
                 '"stage": "teacher"', f'"stage": "{st}"') for line in p.read_text().splitlines()]
     (OUT / "train_log.jsonl").write_text("\n".join(log_lines) + "\n")
-    repo = OUT.parents[2]
-    res = evaluate(student_w, args.data)
-    rel = student_w.relative_to(repo)
-    res["weights"], res["command"] = str(rel), f"python -m engines.dermae.evaluate --weights {rel} --data {args.data_arg}"
-    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
-    tres = evaluate(teacher_w, args.data)
-    trel = teacher_w.relative_to(repo)
-    tres["weights"], tres["command"] = str(trel), f"python -m engines.dermae.evaluate --weights {trel} --data {args.data_arg}"
-    (OUT / "eval_teacher.json").write_text(json.dumps(tres, indent=1) + "\n")
+    res = scaffold.record_evaluation(evaluate(student_w, args.data), student_w, "dermae", args.data_arg)
+    tres = scaffold.record_evaluation(evaluate(teacher_w, args.data), teacher_w, "dermae", args.data_arg,
+                                      "eval_teacher.json")
     student, teacher = load_model(student_w), load_model(teacher_w)
     size = res["config"]["image_size"]  # type: ignore[index]
     lat = {"student": measure_latency(student, size, threads=2), "teacher": measure_latency(teacher, size, threads=2)}
@@ -119,10 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         "title": "DERMAE dermoscopy (distilled student)",
         "paper": "DERMAE (seed 001, DESIGN §3.4): class-conditional latent diffusion balancing + MAE-pretrained "
                  "ViT teacher + knowledge distillation into a small student",
-        "weights_file": student_w.name,
-        "sha256": sha256(student_w),
-        "size_bytes": student_w.stat().st_size,
-        "dtype": "float16",
+        **scaffold.weights_entry(student_w),
         "config": res["config"],
         "teacher": {"weights_file": teacher_w.name, "sha256": sha256(teacher_w),
                     "size_bytes": teacher_w.stat().st_size, "params": tres["params"],
@@ -157,12 +145,8 @@ def main(argv: list[str] | None = None) -> None:
                         "overlay on a dermoscopy photo in Lucent.",
         "limits": LIMITS,
     }
-    (OUT / "card.json").write_text(json.dumps(card, indent=1) + "\n")
-    (OUT / "card.md").write_text(card_md(card, res, tres, ablation, quality, lat) + "\n")
-    print(format_table(res))
-    print(format_table(tres))
-    print(ablation_table(ablation))
-    print(f"wrote {OUT}")
+    scaffold.write_card(OUT, card, [card_md(card, res, tres, ablation, quality, lat)],
+                        "\n".join([format_table(res), format_table(tres), ablation_table(ablation)]))
 
 
 def _findings(rows: list[dict[str, object]], quality: dict[str, object]) -> list[str]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
+from engines.common import card as scaffold
 from engines.rasalore.evaluate import evaluate, format_table
 from engines.rasalore.prepare import SPLIT_FILE
 from engines.weights import CLINICAL_SENTENCE, sha256_file
 
-OUT = Path(__file__).resolve().parents[2] / "resources" / "weights" / "rasalore"
+OUT = scaffold.card_dir("rasalore")
 
 LICENCE = ("Weights trained on BRATS 2013 cases (brats_2013_pat0002_1 and pat0005_1 of ../shared/data/brain_mri; "
            "pat0001_1 chose the checkpoint through its slice labels; from deepmedic/deepmedic@e10ba7c; part of the BRATS 2015 training data). "
@@ -79,24 +79,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--run", type=Path, default=Path("runs/rasalore"))
     ap.add_argument("--data", type=Path, default=Path("data_prepared/rasalore"))
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    for f in ("model.safetensors", "ddpt.safetensors"):
-        shutil.copyfile(args.run / f, OUT / f)
-    shutil.copyfile(args.run / "train_log.jsonl", OUT / "train_log.jsonl")
-    shutil.copyfile(args.run / "ddpt_log.jsonl", OUT / "ddpt_log.jsonl")
-    shutil.copyfile(args.run / "val_log.jsonl", OUT / "val_log.jsonl")
+    scaffold.ship(args.run, OUT, ("model.safetensors", "ddpt.safetensors", "train_log.jsonl", "ddpt_log.jsonl",
+                                  "val_log.jsonl"))
     for stale in ("train_log_a.jsonl",):  # version-1 leftovers
         (OUT / stale).unlink(missing_ok=True)
-    s2 = json.loads((args.run / "train_summary.json").read_text())
-    s1 = json.loads((args.run / "ddpt_summary.json").read_text())
+    s2 = scaffold.read_json(args.run / "train_summary.json")
+    s1 = scaffold.read_json(args.run / "ddpt_summary.json")
     split = json.loads(SPLIT_FILE.read_text())
-    weights = Path("resources/weights/rasalore/model.safetensors")
     res = evaluate(OUT / "model.safetensors", args.data)
-    cmd = f"python -m engines.rasalore.evaluate --weights {weights} --data {args.data}"
-    res["weights"] = str(weights)
     res["stage1"] = str(res.get("stage1", "")).replace(str(OUT), "resources/weights/rasalore")
-    res["command"] = cmd
-    (OUT / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    res = scaffold.record_evaluation(res, OUT / "model.safetensors", "rasalore", str(args.data))
+    cmd = res["command"]
     table = format_table(res)
     s2_time, s2_steps, s2_cmd = float(s2["time_s"]), int(s2["steps"]), s2["command"]
     total_s = float(s1["time_s"]) + s2_time
@@ -104,9 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     card = {
         "engine": "rasalore",
         "title": "RASALoRE brain tumour",
-        "weights_file": "model.safetensors",
-        "sha256": sha256_file(OUT / "model.safetensors"),
-        "size_bytes": (OUT / "model.safetensors").stat().st_size,
+        **scaffold.weights_entry(OUT / "model.safetensors"),
         "stage1_weights_file": "ddpt.safetensors",
         "stage1_sha256": sha256_file(OUT / "ddpt.safetensors"),
         "paper": "Sharma B. et al., RASALoRE, BMVC 2025 (code: BheeshmSharma/RASALoRE-BMVC-2025)",
@@ -144,7 +135,6 @@ def main(argv: list[str] | None = None) -> None:
         "outputs": "mask overlay (uint8, 1 = tumour (whole), on the input grid) + point-activation heatmap "
                    "(sigmoid, [0, 1]) + score 'tumour present' (max point activation over slices)",
     }
-    (OUT / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
     mb = card["size_bytes"] / 2**20
     val = s2.get("validation") or {}
     selection = (f"; checkpoint of step {s2['selected_step']} kept: best validation score (slice AUROC "
@@ -212,9 +202,7 @@ A labels layer "tumour mask" (1 = tumour (whole)) on the input volume's grid and
 colour bar 0–1); score "tumour present" = the largest point activation over all slices. Runs in batches of 4
 slices with progress and cancel.
 """
-    (OUT / "card.md").write_text(md)
-    print(table)
-    print(f"wrote {OUT}/card.json, card.md, eval.json")
+    scaffold.write_card(OUT, card, [md.rstrip("\n")], table)
 
 
 if __name__ == "__main__":
