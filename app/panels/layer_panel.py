@@ -1,29 +1,26 @@
-"""Layer panel: the Document's layers, top first, with visibility, opacity, colour map, range, threshold,
-outline, reorder, rename and delete (undoable). Every control writes to the layer; the panel listens to
-the layers' events, so a change made elsewhere (an engine result, a script) shows up here too."""
+"""Layer panel: the Document's layers, top first, with visibility, reorder, rename and delete (undoable), and
+below them the selected layer's controls — those of its kind (:mod:`app.panels.layer_controls`: opacity, and
+colour map, range, threshold or outline). Every control writes to the layer; the panel listens to the layers'
+events, so a change made elsewhere (an engine result, a script) shows up here too."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSizePolicy,
-    QSlider,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from viewer.model.colormaps import CONTINUOUS
+from app.panels.layer_controls import HeatmapControls, LayerControls, controls_class
 from viewer.model.document import Document
-from viewer.model.layers import HeatmapLayer, ImageLayer, LabelsLayer, Layer
+from viewer.model.layers import HeatmapLayer, ImageLayer, Layer
 
 
 class RemoveLayer(QUndoCommand):
@@ -79,44 +76,13 @@ class LayerPanel(QWidget):
         self.down_btn.clicked.connect(lambda: self.move_selected(-1))
         self.delete_btn.clicked.connect(self.delete_selected)
         lay.addLayout(buttons)
-        form = QFormLayout()
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.valueChanged.connect(lambda v: self._set("opacity", v / 100))
-        self.colormap = QComboBox()
-        self.colormap.addItems(list(CONTINUOUS))
-        self.colormap.currentTextChanged.connect(lambda t: self._set("colormap", t))
-        self.low = self._spin(lambda v: self._set_range(low=v))
-        self.high = self._spin(lambda v: self._set_range(high=v))
-        self.threshold_on = QCheckBox("threshold")
-        self.threshold = self._spin(lambda v: self._set_threshold())
-        self.threshold_on.toggled.connect(lambda _on: self._set_threshold())
-        self.outline = QCheckBox("outline only")
-        self.outline.toggled.connect(lambda on: self._set("outline", on))
-        form.addRow("Opacity", self.opacity)
-        form.addRow("Colours", self.colormap)
-        form.addRow("Low", self.low)
-        form.addRow("High", self.high)
-        form.addRow(self.threshold_on, self.threshold)
-        form.addRow("", self.outline)
-        lay.addLayout(form)
-        self.share_scale = QPushButton("Same scale for all heatmaps")
-        self.share_scale.setToolTip("Give every heatmap the selected one's range and colours, to compare engines")
-        self.share_scale.clicked.connect(self.share_selected_scale)
-        lay.addWidget(self.share_scale)
+        self.stack = QStackedWidget()  # the selected layer's kind's controls (app.panels.layer_controls)
+        self._controls: dict[type[LayerControls], LayerControls] = {}
+        lay.addWidget(self.stack)
         self._update_controls()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(260, 420)
-
-    @staticmethod
-    def _spin(slot) -> QDoubleSpinBox:
-        s = QDoubleSpinBox()
-        s.setDecimals(3)
-        s.setRange(-1e9, 1e9)
-        s.setKeyboardTracking(False)
-        s.valueChanged.connect(slot)
-        return s
 
     # ---- document binding ----------------------------------------------------------------------------
     def set_document(self, document: Document | None) -> None:
@@ -138,7 +104,7 @@ class LayerPanel(QWidget):
         if info.signal.name in ("name", "visible"):
             self._refill(keep_selection=True)
         elif not self._syncing:
-            self._update_controls()
+            self.controls.refresh()
 
     def layers_top_first(self) -> list[Layer]:
         return list(reversed(list(self.document.layers))) if self.document else []
@@ -180,51 +146,25 @@ class LayerPanel(QWidget):
         if visible != layer.visible:
             layer.visible = visible
 
-    def _set(self, field: str, value) -> None:
-        layer = self.selected_layer()
-        if self._syncing or layer is None or not hasattr(layer, field):
-            return
-        setattr(layer, field, value)
+    @property
+    def controls(self) -> LayerControls:
+        """The controls shown now: those of the selected layer's kind."""
+        return self._controls_for(self.selected_layer())
 
-    def _set_range(self, low: float | None = None, high: float | None = None) -> None:
-        layer = self.selected_layer()
-        if self._syncing or not isinstance(layer, HeatmapLayer):
-            return
-        lo, hi = layer.value_range
-        lo = lo if low is None else low
-        hi = hi if high is None else high
-        if hi > lo:
-            layer.value_range = (lo, hi)
-
-    def _set_threshold(self) -> None:
-        layer = self.selected_layer()
-        if self._syncing or not isinstance(layer, HeatmapLayer):
-            return
-        layer.threshold = self.threshold.value() if self.threshold_on.isChecked() else None
+    def _controls_for(self, layer: Layer | None) -> LayerControls:
+        cls = controls_class(layer)
+        if cls not in self._controls:
+            made = cls(share_scale_with=self.share_scale) if cls is HeatmapControls else cls()
+            self._controls[cls] = made
+            self.stack.addWidget(made)
+        return self._controls[cls]
 
     def _update_controls(self) -> None:
         layer = self.selected_layer()
-        self._syncing = True
-        heat = isinstance(layer, HeatmapLayer)
-        for w in (self.low, self.high, self.threshold, self.threshold_on, self.share_scale):
-            w.setEnabled(heat)
-        self.colormap.setEnabled(heat or (isinstance(layer, ImageLayer) and not layer.volume.rgb))
-        self.outline.setEnabled(isinstance(layer, LabelsLayer))
-        self.opacity.setEnabled(layer is not None)
+        controls = self._controls_for(layer)
+        self.stack.setCurrentWidget(controls)
+        controls.bind(layer)
         self.delete_btn.setEnabled(layer is not None and not self._is_last_image(layer))
-        if layer is not None:
-            self.opacity.setValue(round(layer.opacity * 100))
-            if layer.colormap in CONTINUOUS:
-                self.colormap.setCurrentText(layer.colormap)
-        if heat:
-            self.low.setValue(layer.value_range[0])
-            self.high.setValue(layer.value_range[1])
-            self.threshold_on.setChecked(layer.threshold is not None)
-            if layer.threshold is not None:
-                self.threshold.setValue(layer.threshold)
-        if isinstance(layer, LabelsLayer):
-            self.outline.setChecked(layer.outline)
-        self._syncing = False
 
     def _is_last_image(self, layer: Layer) -> bool:
         images = [la for la in self.document.layers if isinstance(la, ImageLayer)] if self.document else []
@@ -237,11 +177,8 @@ class LayerPanel(QWidget):
         if layer is not None:
             layer.visible = not layer.visible
 
-    def share_selected_scale(self) -> None:
-        """Copy the selected heatmap's value range, colour map and threshold to every other heatmap."""
-        layer = self.selected_layer()
-        if not isinstance(layer, HeatmapLayer):
-            return
+    def share_scale(self, layer: HeatmapLayer) -> None:
+        """Copy ``layer``'s value range, colour map and threshold to every other heatmap of the document."""
         for other in self.document.layers:
             if isinstance(other, HeatmapLayer) and other is not layer:
                 other.value_range = layer.value_range

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QUndoStack
 
+from app.panels.layer_controls import HeatmapControls, ImageControls, LabelsControls
 from app.panels.layer_panel import LayerPanel
 from viewer.model import Document, HeatmapLayer, LabelsLayer, Volume
 from viewer.views.study_view import StudyView
@@ -41,15 +42,19 @@ def test_lists_layers_top_first(panel):
 def test_controls_change_the_selected_layer(panel, doc):
     panel.list.setCurrentRow(1)  # saliency
     heat = doc.layers[1]
-    panel.opacity.setValue(30)
+    c = panel.controls
+    assert isinstance(c, HeatmapControls) and c.layer is heat
+    c.opacity.setValue(30)
     assert heat.opacity == pytest.approx(0.3)
-    panel.colormap.setCurrentText("jet")
+    c.colormap.setCurrentText("jet")
     assert heat.colormap == "jet"
-    panel.threshold_on.setChecked(True)
-    panel.threshold.setValue(0.4)
+    c.threshold_on.setChecked(True)
+    c.threshold.setValue(0.4)
     assert heat.threshold == pytest.approx(0.4)
-    panel.high.setValue(0.8)
+    c.high.setValue(0.8)
     assert heat.value_range == (0.0, 0.8)
+    heat.threshold = 0.55  # changed elsewhere (a script, an engine): the controls follow
+    assert c.threshold.value() == pytest.approx(0.55)
     panel.toggle_selected()
     assert not heat.visible
     assert panel.list.item(1).checkState() == Qt.CheckState.Unchecked
@@ -57,9 +62,14 @@ def test_controls_change_the_selected_layer(panel, doc):
 
 def test_outline_only_for_labels(panel, doc):
     panel.list.setCurrentRow(0)
-    assert panel.outline.isEnabled() and not panel.low.isEnabled()
-    panel.outline.setChecked(True)
+    c = panel.controls
+    assert isinstance(c, LabelsControls) and not hasattr(c, "low")  # a mask has no range or threshold
+    assert panel.stack.currentWidget() is c
+    c.outline.setChecked(True)
     assert doc.layers[2].outline
+    panel.list.setCurrentRow(2)  # the image: its colour map, no outline
+    assert isinstance(panel.controls, ImageControls) and panel.stack.currentWidget() is panel.controls
+    assert not hasattr(panel.controls, "outline")
 
 
 def test_delete_undo_redo_and_last_image_is_kept(panel, doc):
@@ -89,7 +99,7 @@ def test_views_follow_layer_changes(qtbot, doc, panel):
     axial = view.views["axial"]
     item = axial.layer_images[1].item
     panel.list.setCurrentRow(1)
-    panel.opacity.setValue(20)
+    panel.controls.opacity.setValue(20)
     assert item.opacity() == pytest.approx(0.2)
     assert [cb.title for cb in axial.annotations.colorbars] == ["saliency"]
     panel.toggle_selected()
@@ -121,6 +131,6 @@ def test_same_scale_for_all_heatmaps(panel, doc):
                                        value_range=(0, 5), colormap="viridis"))
     panel.list.setCurrentRow(2)  # saliency (below engine B and mask)
     assert panel.selected_layer().name == "saliency"
-    panel.high.setValue(0.7)
-    panel.share_scale.click()
+    panel.controls.high.setValue(0.7)
+    panel.controls.share_scale.click()
     assert other.value_range == (0.0, 0.7) and other.colormap == doc.layers[1].colormap
