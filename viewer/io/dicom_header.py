@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .dicom_fastscan import SCANNED, scan_header
-from .errors import LoadError, fail
+from .errors import LoadError, fail, read_failure
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -124,14 +124,8 @@ def _read(path: Path, fast: bool) -> DicomHeader:
                 f.seek(0)
                 parsed = _parse(f, path, complete=True)
         ds, pixel_offset, keyword = parsed
-    except PermissionError:
-        raise fail(path, "permission denied") from None
-    except FileNotFoundError:
-        raise fail(path, "file not found") from None
-    except IsADirectoryError:
-        raise fail(path, "is a folder, not a file") from None
     except OSError as exc:
-        raise fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+        raise read_failure(path, exc) from None
     return _record(path, ds, pixel_offset, keyword)
 
 

@@ -13,7 +13,7 @@ from .candidate import SeriesCandidate
 from .dicom_header import DicomHeader
 from .dicom_scan import SeriesGroup, describe, group_series, scan_headers
 from .dicom_series import build_volume
-from .errors import LoadError, add_warning, fail
+from .errors import LoadError, add_warning, fail, read_failure
 from .nifti import read_nifti
 from .raster import read_raster
 from .sniff import sniff
@@ -66,12 +66,8 @@ def load_volume(path: str | Path, series_uid: str | None = None) -> Volume:
 def _sniff_or_fail(path: Path):
     try:
         return sniff(path)
-    except PermissionError:
-        raise fail(path, "permission denied") from None
-    except IsADirectoryError:
-        raise fail(path, "is a folder, not a file") from None
     except OSError as exc:
-        raise fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+        raise read_failure(path, exc) from None
 
 
 def _file_candidate(path: Path, kind: str) -> SeriesCandidate:

@@ -39,6 +39,18 @@ def fail(path: str | Path, what: str) -> LoadError:
     return LoadError(f"{path}: {what}")
 
 
+def read_failure(path: str | Path, exc: OSError) -> LoadError:
+    """The :class:`LoadError` for an OS error while reading ``path``, in the words every reader uses: permission
+    denied, file not found, a folder, or the system's own reason."""
+    if isinstance(exc, PermissionError):
+        return fail(path, "permission denied")
+    if isinstance(exc, FileNotFoundError):
+        return fail(path, "file not found")
+    if isinstance(exc, IsADirectoryError):
+        return fail(path, "is a folder, not a file")
+    return fail(path, f"cannot read file ({exc.strerror or type(exc).__name__})")
+
+
 def add_warning(metadata: dict, message: str) -> None:
     """Append a :class:`LoadWarning` to ``metadata["warnings"]`` (created when absent), without duplicates."""
     warnings = metadata.setdefault("warnings", [])

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..model.volume import Volume
-from .errors import add_warning, fail
+from .errors import add_warning, fail, read_failure
 from .values import warn_non_finite
 
 _GREY = {
@@ -41,10 +41,8 @@ def read_raster(path: Path) -> Volume:
                 im = ImageOps.exif_transpose(im)
                 add_warning(md, "rotated/flipped as the photo's EXIF orientation says")
             arr, rgb = _to_array(im)
-    except PermissionError:
-        raise fail(path, "permission denied") from None
-    except FileNotFoundError:
-        raise fail(path, "file not found") from None
+    except (PermissionError, FileNotFoundError) as exc:
+        raise read_failure(path, exc) from None
     except UnidentifiedImageError:
         raise fail(path, "not a DICOM, NIfTI or image file") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
