@@ -96,17 +96,23 @@ def train_main(train: Callable[[argparse.Namespace], dict[str, Any]],
         print(f"done: {s['steps']} steps in {s['time_s']} s, loss {s['first_loss']:.4f} → {s['last_loss']:.4f}")
 
 
+def random_affine(b: int, gen: torch.Generator) -> torch.Tensor:
+    """``[b, 2, 3]`` affine_grid matrices of :func:`augment_grey` (±7°, scale 0.9–1.1, shift ±6 %); drawn first by
+    it, so a generator cloned before ``augment_grey`` gives the same matrices here (e.g. to move masks along)."""
+    ang = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(7)
+    sc = 1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.1
+    tx, ty = ((torch.rand(2, b, generator=gen) * 2 - 1) * 0.12)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    return torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+
+
 def augment_grey(x: torch.Tensor, gen: torch.Generator, background: float) -> torch.Tensor:
     """Random affine (±7°, scale 0.9–1.1, shift ±6 %) and contrast/brightness jitter of grey images.
 
     ``x`` ``[B, 1, S, S]`` → same; pixels shifted in from outside take the value ``background``.
     """
     b = x.shape[0]
-    ang = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(7)
-    sc = 1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.1
-    tx, ty = ((torch.rand(2, b, generator=gen) * 2 - 1) * 0.12)
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    theta = random_affine(b, gen)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     bg = background
     x = F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
