@@ -7,7 +7,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QP
 
 
 class JobStatus(QWidget):
-    """One line for the current job; ``cancel_requested(job_id)`` when Cancel is pressed."""
+    """One line for the current job; ``cancel_requested(job_id)`` when Cancel is pressed. Its height is fixed, so
+    the window's layout does not jump when a job starts or ends."""
 
     cancel_requested = Signal(int)
 
@@ -25,6 +26,9 @@ class JobStatus(QWidget):
         self.details.clicked.connect(self._show_details)
         for w in (self.label, self.bar, self.cancel, self.details):
             lay.addWidget(w)
+        # as tall as with the bar and buttons shown, always: the status bar (and the views above it) must not
+        # change height when a job starts or ends
+        self.setFixedHeight(max(w.sizeHint().height() for w in (self.label, self.bar, self.cancel, self.details)))
         self.job_id: int | None = None
         self._error: tuple[str, str] | None = None
         self.idle()

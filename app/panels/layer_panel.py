@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.layer_controls import HeatmapControls, LayerControls, controls_class
+from app.panels.layer_controls import CONTROLS, HeatmapControls, LayerControls, controls_class
 from viewer.model.document import Document
 from viewer.model.layers import HeatmapLayer, ImageLayer, Layer
 
@@ -78,6 +78,8 @@ class LayerPanel(QWidget):
         lay.addLayout(buttons)
         self.stack = QStackedWidget()  # the selected layer's kind's controls (app.panels.layer_controls)
         self._controls: dict[type[LayerControls], LayerControls] = {}
+        for cls in (LayerControls, *CONTROLS.values()):  # every page now: the panel's size never changes later
+            self._controls_for_class(cls)
         lay.addWidget(self.stack)
         self._update_controls()
 
@@ -152,7 +154,9 @@ class LayerPanel(QWidget):
         return self._controls_for(self.selected_layer())
 
     def _controls_for(self, layer: Layer | None) -> LayerControls:
-        cls = controls_class(layer)
+        return self._controls_for_class(controls_class(layer))
+
+    def _controls_for_class(self, cls: type[LayerControls]) -> LayerControls:
         if cls not in self._controls:
             made = cls(share_scale_with=self.share_scale) if cls is HeatmapControls else cls()
             self._controls[cls] = made

@@ -51,13 +51,15 @@ class BlobQuery(Engine):
 
 
 @pytest.fixture
-def cxr_window(window, shared_data, monkeypatch):
+def cxr_window(window, shared_data, monkeypatch, qtbot):
     """The window on a 1024² chest radiograph, with the blob engine answering queries."""
     engine = BlobQuery()
     with registry.registered(engine):
         monkeypatch.setattr(type(window.engines), "query_engine", staticmethod(lambda doc: engine))
         assert window.open_paths([shared_data / "cxr/images/f8335316.png"])
         window.engines.set_document(window.document)
+        window.results_dock.raise_()  # as after a first result: later results change no layout
+        qtbot.wait(200)
         yield window
 
 
@@ -85,13 +87,15 @@ def colourful(rgb: np.ndarray) -> np.ndarray:
 def test_a_query_map_is_thresholded_translucent_and_perceptual_over_a_visible_film(cxr_window, qtbot):
     w = cxr_window
     view = w.study_view.primary
-    film = view_pixels(view)
     ask(w, qtbot, "right pleural effusion")
     layer = w.document.layers[-1]
     assert isinstance(layer, HeatmapLayer) and layer.query == "right pleural effusion"
     assert layer.colormap in PERCEPTUAL and layer.opacity == pytest.approx(HEATMAP_OPACITY)
     assert layer.threshold == pytest.approx(0.5)  # no operating point from this engine: half the range
     shown = view_pixels(view)
+    layer.visible = False
+    film = view_pixels(view)  # the same view without the map
+    layer.visible = True
     coloured = colourful(shown) & ~colourful(film)
     assert 0.005 < coloured.mean() < 0.5  # the blob above the threshold, not the whole film
     # under the colour the film is still there: its structure correlates with the plain film
@@ -288,3 +292,15 @@ def test_shortcuts_work_with_the_focus_in_the_query_box(cxr_window, qtbot, monke
     edit.clear()
     qtbot.keyClicks(edit, "vc")
     assert edit.text() == "vc"
+
+
+def test_the_views_keep_their_size_while_a_job_runs_and_ends(cxr_window, qtbot):
+    """The status bar shows progress and Cancel during a job: the views above it must not jump."""
+    w = cxr_window
+    before = w.study_view.size()
+    w.engines.job_status.running(1, "Blob query", 0.5, "working", 0.3)
+    qtbot.wait(50)
+    during = w.study_view.size()
+    w.engines.job_status.idle()
+    qtbot.wait(50)
+    assert before == during == w.study_view.size()
