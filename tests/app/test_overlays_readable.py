@@ -304,3 +304,15 @@ def test_the_views_keep_their_size_while_a_job_runs_and_ends(cxr_window, qtbot):
     w.engines.job_status.idle()
     qtbot.wait(50)
     assert before == during == w.study_view.size()
+
+
+def test_a_reopened_workspace_keeps_its_query_layer(cxr_window, qtbot, tmp_path):
+    w = cxr_window
+    ask(w, qtbot, "cardiomegaly")
+    out = tmp_path / "study.lucent"
+    w.save_workspace(out)
+    assert w.open_workspace(out)
+    n = len(w.document.layers)
+    assert w.document.layers[-1].query == "cardiomegaly"
+    ask(w, qtbot, "right pleural effusion")
+    assert len(w.document.layers) == n and w.document.layers[-1].query == "right pleural effusion"
