@@ -4,23 +4,29 @@ Qt-free; torch and the text side are imported lazily inside the run steps.
 
 What it does for an open 3D study (MR / CT / OT volume, or several co-registered scans via :meth:`run_study`):
 
-* **class scores** — prompts ``"This MRI study shows: {c}."`` (CT: ``"This CT study shows: {c}."``; an "OT"
-  volume, e.g. NIfTI, gets the CT form when its values look like HU, else the MRI form) for the default classes (:data:`reports.DEFAULT_CLASSES`: glioma,
-  intracranial hemorrhage, acute stroke, no significant abnormalities); class score = cosine(image, prompt) ×
-  exp(logit_scale), softmax over the classes (they sum to 1). With a query: also ``P(query)`` from the 2-way
-  softmax of the query prompt against its negation ("no {query}").
-* **similarity heatmap** — cosine between each patch token (after the study-level blocks and the final norm,
-  through the patch part of the head) and the text embedding of the query (or of the top class when no query
-  is given): one overlay per scan, kind ``"similarity"``, on the coarse token grid. By default
-  (``heatmap="contrast"``) the map is that cosine **minus** the cosine with the reference prompt
-  "… shows: No significant abnormalities." — the 2-way "X vs normal" protocol applied per token. Reason, measured
-  on the *training* patients' masks only: the raw cosine of the demo weights is highest on background tokens
-  (token AUC tumour-vs-none ≈ 0.08) while the contrast map points at tumour (≈ 0.78); ``heatmap="cosine"`` gives
-  the raw map. Both are reported on the held-out patient by ``evaluate``.
+* **study-level scores first** — the calibrated 2-way score of the finding the weights were validated on
+  (CT: "intracranial hemorrhage" vs "no intracranial hemorrhage"; MR: "glioma" vs "no glioma"), then the
+  prompts ``"This MRI study shows: {c}."`` (CT: ``"This CT study shows: {c}."``; an "OT" volume gets the CT form
+  when its values look like HU, a 2D slice the CT form unless it is MR) for the default classes
+  (:data:`reports.DEFAULT_CLASSES`), softmax over them. Every softmax is ``softmax(exp(logit_scale) · cos / T)``
+  with the temperature ``T`` fitted on the validation split for these weights (``calibration.json`` beside the
+  weights, :mod:`engines.hlip.scoring`; identity with a note when absent). With a query: also ``P(query)`` against
+  its negation ("no {query}").
+* **heatmap** — per patch token the 2-way probability of the finding (the query, else the validated finding)
+  against "… shows: No significant abnormalities.": ``σ(exp(logit_scale)·(cos(patch, finding) − cos(patch,
+  normal))/T)`` — a probability on the fixed scale [0, 1], drawn above 0.5 (the finding beats the normal report),
+  upsampled to the model's input grid and set to 0 outside the head/brain mask (:mod:`engines.hlip.anatomy`), so
+  empty background is never lit. The map is **hidden by default** unless its localisation beat the baseline on
+  validation (``calibration.json``: pointing game on held-out BRATS tumour studies vs the brain-mask centre); the
+  result's notes say so.
+* **2D slices** (a head-CT PNG, a single DICOM slice) are one-slice studies, read as ``prepare`` reads the head-CT
+  training slices: grey = mean of the channels (a colour file only when its channels are nearly equal), 8-bit
+  values / 255 (HU: brain window), centred square pad, 96×96, repeated to one patch depth → a 1×6×6 token grid;
+  the map comes back on the slice's own pixel grid.
 
 Heatmap geometry
 ----------------
-Each scan ``[K, J, I]`` (slices, rows, columns) is resized to the model's ``D × H × W`` (in-plane bilinear,
+Each 3D scan ``[K, J, I]`` (slices, rows, columns) is resized to the model's ``D × H × W`` (in-plane bilinear,
 depth nearest-exact; no crop) and cut into patches of ``pd × ph × pw``, so the token grid is
 ``D' × H' × W'`` with ``D' = D/pd`` etc. Token ``(u, v, w)`` (column, row, slice index on that grid) covers
 ``s_i = I/W'`` columns, ``s_j = J/H'`` rows and ``s_k = K/D'`` slices of the input, and its centre is at input
@@ -31,6 +37,8 @@ voxel index::
 (voxel centres at integers, grid edges aligned). The overlay affine is therefore
 ``volume.affine @ M`` with ``M = [[s_i,0,0,(s_i−1)/2],[0,s_j,0,(s_j−1)/2],[0,0,s_k,(s_k−1)/2],[0,0,0,1]]``
 (:func:`engines.common.geometry.token_to_voxel_matrix`). In depth the nearest-exact resampling makes this exact up to ±½ input slice.
+The shown map is the token map upsampled (trilinear, grid edges aligned) to the model's ``D × H × W`` grid, whose
+affine is ``volume.affine @ grid_to_input_matrix((D, H, W), (K, J, I))`` by the same rule.
 
 Caching: the image side (patch features + image embedding) is cached per volume (BLAKE2 of the array bytes,
 shape, dtype and affine, plus the weights file), so a second query on the same study costs only the text side.
@@ -48,19 +56,20 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, finite_or_raise
-from engines.common.geometry import token_to_voxel_matrix
+from engines.common.geometry import grid_to_input_matrix, token_to_voxel_matrix
 from engines.errors import EngineError
 from engines.hlip import reports
 from engines.hlip.reports import REFERENCE_CLASS
+from engines.hlip.scoring import MAP_THRESHOLD, Calibration, family, token_probability
 from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
 
 WEIGHTS_DIR = WEIGHTS_ROOT / "hlip"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
-LEGEND = "cosine(patch token, text) — HLIP similarity"
-CONTRAST_LEGEND = "cos(patch, query) − cos(patch, “no significant abnormalities”) — HLIP similarity contrast"
+LEGEND = "P(finding vs “no significant abnormalities”) per patch token — HLIP similarity"
 MIN_SLICES = 2
 MIN_SIDE = 16
+GREY_SPREAD = 16  # a colour 2D image counts as grey when < 5 % of its pixels have channels further apart
 
 
 def volume_key(volume: Volume) -> str:
@@ -96,21 +105,20 @@ class HLIPEngine(ShippedWeightsEngine):
     title: ClassVar[str] = "HLIP (3D study zero-shot + query)"
     paper: ClassVar[str] = ("Zhao C, et al. Towards Scalable Language-Image Pre-training for 3D Medical Imaging "
                             "(HLIP: hierarchical attention). arXiv:2505.21862, TMLR 2026.")
-    modalities: ClassVar[tuple[str, ...]] = ("MR", "CT", "OT")
-    dims: ClassVar[tuple[int, ...]] = (3,)
+    modalities: ClassVar[tuple[str, ...]] = ("MR", "CT", "OT", "XC")  # XC: only a grey-looking 2D slice
+    dims: ClassVar[tuple[int, ...]] = (2, 3)  # 2D: a single slice read as a one-slice study
     takes_query: ClassVar[bool] = True
     multi_scan: ClassVar[bool] = True
     outputs = ("scores", "similarity")
     classes: ClassVar[tuple[str, ...]] = reports.DEFAULT_CLASSES
 
-    def __init__(self, weights: str | Path | None = None, cache_size: int = 4, heatmap: str = "contrast") -> None:
-        if heatmap not in ("contrast", "cosine"):
-            raise ValueError(f"heatmap must be 'contrast' or 'cosine', not {heatmap!r}")
+    def __init__(self, weights: str | Path | None = None, cache_size: int = 4) -> None:
         super().__init__(weights)
-        self.heatmap = heatmap
+        self.calibration = Calibration()
         self.cache_size = cache_size
         self._cache: OrderedDict[str, ImageFeatures] = OrderedDict()
         self._text_cache: dict[str, Any] = {}
+        self._prompt_vectors: dict[str, np.ndarray] | None = None
         self._tokenizer: Any = None
         self.last_timing: dict[str, float] = {}
 
@@ -120,6 +128,7 @@ class HLIPEngine(ShippedWeightsEngine):
         from engines.hlip.weights_io import load_model
 
         model = load_model(path, expected_sha256=expected_sha256)
+        self.calibration = Calibration.for_weights(path, expected_sha256)
         self._tokenizer = None
         if model.config.text == "bert":
             from engines.common.text import tokenizer_for
@@ -135,6 +144,18 @@ class HLIPEngine(ShippedWeightsEngine):
 
         model = self.load()
         todo = [p for p in prompts if p not in self._text_cache]
+        if todo and self._tokenizer is None:  # MiniLM side: the fixed prompts' vectors ship beside the weights
+            from engines.hlip.scoring import PROMPTS_FILE, load_prompt_vectors
+
+            if self._prompt_vectors is None:  # frozen-encoder outputs: the same whatever the HLIP weights
+                beside = self.weights.parent / PROMPTS_FILE
+                self._prompt_vectors = load_prompt_vectors(beside if beside.exists() else WEIGHTS_DIR / PROMPTS_FILE)
+            known = [p for p in todo if p in self._prompt_vectors]
+            if known:
+                with torch.inference_mode():
+                    z = model.encode_text(torch.from_numpy(np.stack([self._prompt_vectors[p] for p in known])).float())
+                self._text_cache.update(zip(known, z, strict=True))
+                todo = [p for p in todo if p not in self._text_cache]
         if todo:
             if self._tokenizer is not None:
                 text = self._tokenizer(todo)[0]  # BERT's own mask is ids != 0
@@ -152,19 +173,54 @@ class HLIPEngine(ShippedWeightsEngine):
         return torch.stack([self._text_cache[p] for p in prompts])
 
     # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
-    def check_input(self, volume: Volume) -> None:
-        """Base checks plus: grey, finite, at least MIN_SIDE² × MIN_SLICES voxels."""
-        super().check_input(volume)
+    @staticmethod
+    def grey_looking(volume: Volume) -> bool:
+        """Whether a colour 2D image is a grey slice saved as RGB (< 5 % of pixels with channels > 16 apart)."""
+        a = np.asarray(volume.data3d[0, ::2, ::2], dtype=np.int16)
+        return bool(((a.max(-1) - a.min(-1)) > GREY_SPREAD).mean() < 0.05)
+
+    def applies_to(self, volume: Volume) -> bool:
+        """Grey 3D studies and grey 2D slices (MR / CT / OT; a colour file only when it is grey-looking)."""
         if volume.rgb:
-            raise EngineError(f"{self.title} takes grey-level volumes; this one is colour.")
+            return volume.is_2d and volume.modality in self.modalities and self.grey_looking(volume)
+        return volume.modality != "XC" and super().applies_to(volume)
+
+    def check_input(self, volume: Volume) -> None:
+        """Base checks plus: grey (or a grey-looking 2D colour file), finite, at least MIN_SIDE² pixels and, in 3D,
+        MIN_SLICES slices."""
+        super().check_input(volume)
+        if volume.rgb and not (volume.is_2d and self.grey_looking(volume)):
+            raise EngineError(f"{self.title} takes grey-level images; this one is colour.")
+        if volume.modality == "XC" and not volume.rgb:
+            raise EngineError(f"{self.title} takes MR, CT or grey OT images; this one is a photograph (XC).")
         finite_or_raise(volume.array)
         k, j, i = volume.shape3d
-        if k < MIN_SLICES or min(j, i) < MIN_SIDE:
-            raise EngineError(f"The volume is too small ({i}×{j}×{k}); {self.title} needs at least "
-                              f"{MIN_SIDE}×{MIN_SIDE}×{MIN_SLICES} voxels.")
+        if min(j, i) < MIN_SIDE or (k > 1 and k < MIN_SLICES):
+            raise EngineError(f"The image is too small ({i}×{j}×{k}); {self.title} needs at least "
+                              f"{MIN_SIDE}×{MIN_SIDE} pixels.")
+
+    @staticmethod
+    def slice_unit(volume: Volume) -> np.ndarray:
+        """A 2D slice → grey ``[J, I]`` float32 in [0, 1], as ``prepare`` reads the head-CT slices: colour → mean of
+        the channels; 8-bit → /255; HU → brain window; anything else → foreground percentiles (see preprocess)."""
+        from engines.hlip.preprocess import to_unit
+
+        a = volume.data3d[0]
+        if volume.rgb:
+            a = np.asarray(a, dtype=np.float32).mean(-1)
+        elif a.dtype == np.uint8:
+            a = a.astype(np.float32)
+        else:
+            try:
+                return to_unit(a[None], volume.modality)[0]
+            except ValueError as exc:
+                raise EngineError(f"The image is constant (no contrast); nothing to analyse ({exc}).") from exc
+        if not float(a.max()) > float(a.min()):
+            raise EngineError("The image is constant (no contrast); nothing to analyse.")
+        return a / 255.0
 
     def scan_input(self, volume: Volume, size: tuple[int, int, int]) -> np.ndarray:
-        """One checked scan → the network input ``[D, H, W]`` float32 (normalised)."""
+        """One checked 3D scan → the network input ``[D, H, W]`` float32 (normalised)."""
         from engines.hlip.preprocess import network_input, resize_scan, to_uint8, to_unit
 
         try:
@@ -174,20 +230,29 @@ class HLIPEngine(ShippedWeightsEngine):
         return network_input(to_uint8(resize_scan(unit, size)))
 
     def preprocess(self, state: RunState) -> dict[str, Any]:
-        """The study input ``[1, N, 1, D, H, W]``, unless its image features are cached (key: arrays + weights)."""
+        """The study input ``[1, N, 1, D, H, W]`` (a 2D slice: ``[1, 1, 1, pd, H, W]``, the slice repeated to one
+        patch depth), unless its image features are cached (key: arrays + weights)."""
         import time
 
         import torch
 
+        from engines.hlip.preprocess import network_input, slice_input
+
         t0 = time.perf_counter()
+        if state.volumes[0].is_2d:
+            state.volumes = state.volumes[:1]  # a 2D slice is a one-scan study
         key = "|".join(volume_key(v) for v in state.volumes) + f"|{self.weights.resolve()}"
         with self._lock:
             feats = self._cache.get(key)
             if feats is not None:
                 self._cache.move_to_end(key)
                 return {"key": key, "feats": feats, "t0": t0}
-        size = state.model.config.input_size
-        x = torch.from_numpy(np.stack([self.scan_input(v, size) for v in state.volumes]))[None, :, None]
+        cfg = state.model.config
+        if state.volumes[0].is_2d:
+            u8 = slice_input(self.slice_unit(state.volumes[0]), cfg.input_size)
+            x = torch.from_numpy(network_input(np.repeat(u8, cfg.patch_size[0], axis=0)))[None, None, None]
+        else:
+            x = torch.from_numpy(np.stack([self.scan_input(v, cfg.input_size) for v in state.volumes]))[None, :, None]
         return {"key": key, "feats": None, "x": x, "t0": t0}
 
     def forward(self, state: RunState, device: Any, step: Step) -> ImageFeatures:
@@ -223,10 +288,12 @@ class HLIPEngine(ShippedWeightsEngine):
     # ---- run ---------------------------------------------------------------------------------------
     @staticmethod
     def prompt_modality(volume: Volume) -> str:
-        """"MR" or "CT" for the prompt template: the DICOM modality, or for "OT" (NIfTI, …) a guess from the
-        values (CT when they span HU-like −500…500, else MR)."""
+        """"MR" or "CT" for the prompt template: the DICOM modality; for "OT"/"XC" (NIfTI, PNG, …) a 2D slice is CT
+        (the only 2D training data is head CT) and a 3D volume is CT when its values span HU-like −500…500."""
         if volume.modality in ("MR", "CT"):
             return volume.modality
+        if volume.is_2d:
+            return "CT"
         a = volume.array
         return "CT" if float(np.nanmin(a)) < -500 and float(np.nanmax(a)) > 500 else "MR"
 
@@ -239,8 +306,54 @@ class HLIPEngine(ShippedWeightsEngine):
             return q, reports.prompt(f"no {body}", modality)
         return reports.prompt(q, modality), reports.prompt(f"no {q.rstrip('.')}", modality)
 
+    def two_way(self, pos: str, neg: str, image: Any, scale: float) -> float:
+        """Calibrated ``P(pos)`` of the 2-way softmax (pos, neg) for one image embedding (temperature applied
+        by the caller through ``scale``)."""
+        import torch
+
+        t = self.text_embeddings([pos, neg])
+        return float(torch.softmax(scale * t @ image, dim=0)[0])
+
+    def map_grids(self, volume: Volume, grid: tuple[int, int, int], size: tuple[int, int, int]
+                  ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Where the shown map lives for one scan: ``(mask, affine, upsample)``.
+
+        3D: the model grid ``D × H × W`` (mask = the intensity foreground resized to it — a skull-stripped MRI's
+        brain as it is, a CT's head cleaned by :func:`engines.hlip.anatomy.clean_mask`; affine = scan affine @
+        grid→input); 2D: the slice's own ``J × I`` pixels (the token map is upsampled over the square pad and
+        cropped). ``upsample(token_map [D', H', W'])`` gives the map on that grid.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from engines.hlip.anatomy import clean_mask, foreground, grey01_mask
+        from engines.hlip.preprocess import pad_offsets, resize_scan
+
+        if volume.is_2d:
+            j, i = volume.shape3d[1:]
+            side, (oj, oi) = max(j, i), pad_offsets((j, i))
+            grey = self.slice_unit(volume)
+            mask = grey01_mask(grey)[None]
+
+            def up2(t: np.ndarray) -> np.ndarray:
+                m = F.interpolate(torch.from_numpy(t[:1])[None], size=(side, side), mode="bilinear",
+                                  align_corners=False)[0, 0].numpy()
+                return m[None, oj:oj + j, oi:oi + i]
+
+            return mask, volume.affine, up2
+        mask = resize_scan(foreground(volume.data3d).astype(np.float32), size) > 0.5
+        if float(np.min(volume.data3d)) < -500.0:  # CT in HU: the head, with its dark CSF spaces filled
+            mask = clean_mask(mask)
+
+        def up3(t: np.ndarray) -> np.ndarray:
+            return F.interpolate(torch.from_numpy(t)[None, None], size=size, mode="trilinear",
+                                 align_corners=False)[0, 0].numpy()
+
+        return mask, volume.affine @ grid_to_input_matrix(size, volume.shape3d), up3
+
     def postprocess(self, state: RunState) -> EngineResult:
-        """Class scores for the default prompts (+ P(query)) and one similarity overlay per scan."""
+        """Study-level scores (calibrated 2-way score of the validated finding first, then the class softmax and
+        P(query)), and one probability map per scan inside the head/brain (hidden unless validated)."""
         import time
 
         import torch
@@ -250,48 +363,57 @@ class HLIPEngine(ShippedWeightsEngine):
         cached = state.inputs["feats"] is not None
         t1 = time.perf_counter()
         mod = self.prompt_modality(volumes[0])
+        temp = self.calibration.t(family(mod))
+        raw_scale = float(model.logit_scale.detach().clamp(max=float(np.log(100.0))).exp())
+        scale = raw_scale / temp
+        finding = reports.BINARY_TASKS[family(mod)][0]
+        pos, neg = (reports.prompt(c, mod) for c in reports.BINARY_TASKS[family(mod)])
+        scores = {f"“{finding}” vs “no {finding}” (study)": self.two_way(pos, neg, feats.image, scale)}
         prompts = [reports.prompt(c, mod) for c in self.classes]
-        scale = float(model.logit_scale.detach().clamp(max=float(np.log(100.0))).exp())
-        t_cls = self.text_embeddings(prompts)
-        cls_prob = torch.softmax(scale * t_cls @ feats.image, dim=0).numpy().astype(float)
-        scores = {c: float(p) for c, p in zip(self.classes, cls_prob, strict=True)}
+        cls_prob = torch.softmax(scale * self.text_embeddings(prompts) @ feats.image, dim=0).numpy().astype(float)
+        scores.update({c: float(p) for c, p in zip(self.classes, cls_prob, strict=True)})
         notes = []
+        target_name, target_prompt = finding, pos
         if query and query.strip():
-            pos, neg = self.query_prompt(query, mod)
-            tq = self.text_embeddings([pos, neg])
-            p2 = torch.softmax(scale * tq @ feats.image, dim=0).numpy()
+            qpos, qneg = self.query_prompt(query, mod)
             label = query.strip()
-            scores[f"“{label}” vs “no {label}”"] = float(p2[0])
-            target, target_name = tq[0], label
-            notes.append(f"Query prompt: “{pos}” (2-way against “{neg}”).")
+            scores[f"“{label}” vs “no {label}”"] = self.two_way(qpos, qneg, feats.image, scale)
+            target_name, target_prompt = label, qpos
+            notes.append(f"Query prompt: “{qpos}” (2-way against “{qneg}”).")
+        if self.calibration.fitted:
+            notes.append(f"Scores calibrated on the validation split (temperature {temp:.2f} for {family(mod)} "
+                         "prompts).")
         else:
-            top = int(np.argmax(cls_prob))
-            target, target_name = t_cls[top], self.classes[top]
-        legend, threshold = LEGEND, None
-        if self.heatmap == "contrast" and target_name.strip().rstrip(".").lower() != REFERENCE_CLASS.lower():
-            target = target - self.text_embeddings([reports.prompt(REFERENCE_CLASS, mod)])[0]
-            legend, threshold = CONTRAST_LEGEND, 0.0  # shown only where the finding beats the normal report
-        sim = torch.einsum("ndhwe,e->ndhw", feats.dense, target).numpy().astype(np.float32)
-        if threshold is not None and not (sim > threshold).any():
-            notes.append(f"“{target_name}” is nowhere more similar than “{REFERENCE_CLASS}”: "
-                         "the map shows nothing.")
+            notes.append("Scores are not calibrated: no calibration.json was fitted for these weights.")
         overlays = []
-        for s, v in enumerate(volumes):
-            m = sim[s]
-            affine = v.affine @ token_to_voxel_matrix(feats.grid, v.shape3d)
-            lo, hi = float(m.min()) if threshold is None else threshold, float(m.max())
-            ov = Volume(m, affine=affine, modality=v.modality, spacing_known=v.spacing_known,
-                        metadata={"query": target_name, "source": self.id, "scan": s, "grid": list(feats.grid)})
-            name = f"similarity · {target_name}" + (f" · scan {s + 1}" if len(volumes) > 1 else "")
-            overlays.append(Overlay(name=name, kind="similarity", volume=ov, value_range=(lo, hi if hi > lo else lo + 1e-6),
-                                    colormap="jet", legend=f"{legend}: “{target_name}”", units="cosine",
-                                    threshold=threshold))
+        if target_name.strip().rstrip(".").lower() == REFERENCE_CLASS.lower():
+            notes.append(f"No map for “{REFERENCE_CLASS}”: the map compares a finding with that report.")
+        else:
+            tq = self.text_embeddings([target_prompt, reports.prompt(REFERENCE_CLASS, mod)])
+            cos = torch.einsum("ndhwe,te->tndhw", feats.dense, tq).numpy()
+            prob = token_probability(cos[0], cos[1], raw_scale, temp)
+            shown = self.calibration.heatmap_validated
+            for s, v in enumerate(volumes):
+                mask, affine, up = self.map_grids(v, feats.grid, model.config.input_size)
+                m = np.where(mask, np.clip(up(prob[s]), 0.0, 1.0), 0.0).astype(np.float32)
+                if v.is_2d:
+                    m = m[0]
+                ov = Volume(m, affine=affine, modality=v.modality, spacing_known=v.spacing_known,
+                            metadata={"query": target_name, "source": self.id, "scan": s, "grid": list(feats.grid)})
+                name = f"similarity · {target_name}" + (f" · scan {s + 1}" if len(volumes) > 1 else "")
+                overlays.append(Overlay(name=name, kind="similarity", volume=ov, value_range=(0.0, 1.0),
+                                        colormap="inferno", legend=f"{LEGEND}: “{target_name}”",
+                                        units="probability", threshold=MAP_THRESHOLD, visible=shown))
+            if not (prob > MAP_THRESHOLD).any():
+                notes.append(f"“{target_name}” is nowhere more likely than “{REFERENCE_CLASS}”: the map shows "
+                             "nothing above its threshold.")
+            if not shown:
+                notes.append(f"Heatmap hidden by default (not validated: {self.calibration.heatmap_summary}); "
+                             "show the layer to look at it, but do not read it as a localisation.")
         self.last_timing = {"image_s": t_img, "text_s": time.perf_counter() - t1, "image_cached": float(cached)}
         notes.append("Research demo weights, not for clinical use; trained on 4 BRATS patients and 110 head-CT "
                      "slices with rule-generated report texts.")
         return EngineResult(overlays=overlays, scores=scores, notes=notes)
-
-
 
 
 ENGINE_CLASS = HLIPEngine  # found by engines.registry

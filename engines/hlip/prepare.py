@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.hlip import reports
-from engines.hlip.preprocess import resize_scan, to_uint8, to_unit
+from engines.hlip.preprocess import resize_scan, slice_input, to_uint8, to_unit
 
 REPO = Path(__file__).resolve().parents[2]
 SPLIT_FILE = Path(__file__).resolve().parent / "split.json"
@@ -140,15 +140,6 @@ def load_png_grey(path: Path) -> np.ndarray:
     return im.mean(-1)
 
 
-def square_pad(a: np.ndarray) -> np.ndarray:
-    """Zero-pad ``[J, I]`` to square, centred."""
-    j, i = a.shape
-    s = max(j, i)
-    out = np.zeros((s, s), dtype=a.dtype)
-    out[(s - j) // 2:(s - j) // 2 + j, (s - i) // 2:(s - i) // 2 + i] = a
-    return out
-
-
 def prepare_ct(data: Path, split: dict, size: tuple[int, int, int] = SIZE, limit: int | None = None
                ) -> tuple[np.ndarray, list[dict]]:
     images, meta = [], []
@@ -158,8 +149,8 @@ def prepare_ct(data: Path, split: dict, size: tuple[int, int, int] = SIZE, limit
     if limit is not None:
         rows = rows[:limit]
     for row in rows:
-        g = square_pad(load_png_grey(root / "images" / f"{int(row['id']):03d}.png")) / 255.0
-        images.append(to_uint8(resize_scan(g[None], (1, size[1], size[2])))[None])
+        g = load_png_grey(root / "images" / f"{int(row['id']):03d}.png") / 255.0
+        images.append(slice_input(g, size)[None])
         h = row["hemorrhage"] == "1"
         side = "test" if row["group"] in split["ct_test_groups"] else "train"
         r = reports.ct_reports(h)

@@ -59,3 +59,28 @@ def to_uint8(a01: np.ndarray) -> np.ndarray:
 def network_input(u8: np.ndarray) -> np.ndarray:
     """uint8 (or [0, 255] float) → normalised float32 ``(x/255 − 0.449)/0.226``."""
     return ((np.asarray(u8, dtype=np.float32) / 255.0) - MEAN) / STD
+
+
+def square_pad(a: np.ndarray) -> np.ndarray:
+    """Zero-pad ``[J, I]`` to a centred square ``[S, S]``, ``S = max(J, I)`` (see :func:`pad_offsets`)."""
+    j, i = a.shape
+    s = max(j, i)
+    oj, oi = pad_offsets((j, i))
+    out = np.zeros((s, s), dtype=a.dtype)
+    out[oj:oj + j, oi:oi + i] = a
+    return out
+
+
+def pad_offsets(shape: tuple[int, int]) -> tuple[int, int]:
+    """Row and column offsets ``(oj, oi)`` of a ``[J, I]`` image inside its centred square pad."""
+    j, i = shape
+    s = max(j, i)
+    return (s - j) // 2, (s - i) // 2
+
+
+def slice_input(grey01: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
+    """A 2D slice in [0, 1] ``[J, I]`` → uint8 ``[1, H, W]``: centred square pad, then bilinear to ``H × W``.
+
+    This is how ``prepare`` makes every head-CT study and how the engine reads a 2D slice (one-slice study).
+    """
+    return to_uint8(resize_scan(square_pad(np.asarray(grey01, dtype=np.float32))[None], (1, size[1], size[2])))
