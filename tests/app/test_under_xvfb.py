@@ -1,7 +1,8 @@
 """The pixel tests of issue 19 again in a real X window (Xvfb + Qt's xcb platform), where key bindings, focus,
 fonts and the 3D view's OpenGL differ from the offscreen platform the suite otherwise runs on.
 
-Runs tests/app/test_overlays_readable.py and tests/viewer/views/test_view3d_thread.py in a child pytest under
+Runs tests/app/test_overlays_readable.py, test_window_3d.py and tests/viewer/views/test_view3d_thread.py in a
+child pytest under
 ``xvfb-run`` (installed by scripts/setup.sh) and fails when any of them fails there.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-UNDER_X = ("tests/app/test_overlays_readable.py", "tests/viewer/views/test_view3d_thread.py")
+UNDER_X = ("tests/app/test_overlays_readable.py", "tests/app/test_window_3d.py",
+           "tests/viewer/views/test_view3d_thread.py")
 
 
 def test_overlay_pixels_and_3d_thread_under_xvfb():

@@ -543,7 +543,10 @@ class Scene3D:
         self._grab.ShouldRerenderOff()  # grab() reads the frame render() drew; no second render
         self._gl_checked = False
         self.gl_renderer = ""  # OpenGL renderer string, known after the first frame
-        self.renderer.AddObserver("StartEvent", self._on_first_render)
+        # the QVTK widget renders by itself: learn the OpenGL renderer at its first frame; frames drawn through
+        # render() check it before, so that no Python callback runs inside Render() (on a render thread it would
+        # have to take the GIL back from the GUI thread in the middle of a frame)
+        self._gl_observer = self.renderer.AddObserver("StartEvent", self._on_first_render)
         self.first_frame_s: float | None = None
         self._created = time.perf_counter()
 
@@ -603,6 +606,7 @@ class Scene3D:
         if self._gl_checked:
             return
         self._gl_checked = True
+        self.renderer.RemoveObserver(self._gl_observer)
         caps = self.window.ReportCapabilities() or ""
         for line in caps.splitlines():
             if "renderer string" in line:
@@ -979,6 +983,9 @@ class Scene3D:
         """Draw a frame into the render window."""
         if self._closed:
             return
+        if not self._gl_checked:
+            self.window.Initialize()  # the OpenGL context, so that its renderer string can be read
+            self._on_first_render()
         self.window.Render()
         if self.first_frame_s is None:
             self.first_frame_s = time.perf_counter() - self._created

@@ -158,3 +158,4 @@ def test_compare_panes_of_a_3d_study_have_linked_3d_views_of_their_own_overlays(
     assert not same_camera(right.scene.camera_state(), {**right.scene.camera_state(), "position": [0, 0, 0]})
     view.detach()
     assert left.render_thread.closed and right.render_thread.closed
+
