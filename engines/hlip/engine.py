@@ -16,8 +16,8 @@ What it does for an open 3D study (MR / CT / OT volume, or several co-registered
   against "… shows: No significant abnormalities.": ``σ(exp(logit_scale)·(cos(patch, finding) − cos(patch,
   normal))/T)`` — a probability on the fixed scale [0, 1], drawn above 0.5 (the finding beats the normal report),
   upsampled to the model's input grid and set to 0 outside the head/brain mask (:mod:`engines.hlip.anatomy`), so
-  empty background is never lit. The map is **hidden by default** unless its localisation beat the baseline on
-  validation (``calibration.json``: pointing game on held-out BRATS tumour studies vs the brain-mask centre); the
+  empty background is never lit. Without a typed query the map is **hidden by default** unless its localisation
+  beat the baseline on validation (``calibration.json``: pointing game on held-out BRATS tumour studies vs the brain-mask centre); the
   result's notes say so.
 * **2D slices** (a head-CT PNG, a single DICOM slice) are one-slice studies, read as ``prepare`` reads the head-CT
   training slices: grey = mean of the channels (a colour file only when its channels are nearly equal), 8-bit
@@ -392,7 +392,8 @@ class HLIPEngine(ShippedWeightsEngine):
             tq = self.text_embeddings([target_prompt, reports.prompt(REFERENCE_CLASS, mod)])
             cos = torch.einsum("ndhwe,te->tndhw", feats.dense, tq).numpy()
             prob = token_probability(cos[0], cos[1], raw_scale, temp)
-            shown = self.calibration.heatmap_validated
+            validated = self.calibration.heatmap_validated
+            shown = validated or bool(query and query.strip())  # a typed query asks for its map: shown, with the note
             for s, v in enumerate(volumes):
                 mask, affine, up = self.map_grids(v, feats.grid, model.config.input_size)
                 m = np.where(mask, np.clip(up(prob[s]), 0.0, 1.0), 0.0).astype(np.float32)
@@ -407,9 +408,10 @@ class HLIPEngine(ShippedWeightsEngine):
             if not (prob > MAP_THRESHOLD).any():
                 notes.append(f"“{target_name}” is nowhere more likely than “{REFERENCE_CLASS}”: the map shows "
                              "nothing above its threshold.")
-            if not shown:
-                notes.append(f"Heatmap hidden by default (not validated: {self.calibration.heatmap_summary}); "
-                             "show the layer to look at it, but do not read it as a localisation.")
+            if not validated:
+                notes.append(f"Heatmap not validated ({self.calibration.heatmap_summary}); "
+                             + ("hidden by default: show the layer to look at it, but " if not shown else "")
+                             + "do not read it as a localisation.")
         self.last_timing = {"image_s": t_img, "text_s": time.perf_counter() - t1, "image_cached": float(cached)}
         notes.append("Research demo weights, not for clinical use; trained on 4 BRATS patients and 110 head-CT "
                      "slices with rule-generated report texts.")

@@ -73,7 +73,8 @@ LIMITS = [
     "'not validated'. The temperature is fitted on the same 40 validation slices it is reported on (the "
     "leave-one-group-out row is the honest after-calibration figure).",
     "The heatmap does not beat a brain-mask-centre token in the pointing game on the held-out BRATS patient, so "
-    "the engine returns it hidden by default with a note; it is masked to the head/brain (intensity mask) and on "
+    "the engine returns it hidden by default with a note (a typed query's map is shown, with the same note); it is "
+    "masked to the head/brain (intensity mask) and on "
     "a fixed 0-1 probability scale with the 0.5 operating point, never min-max scaled.",
     "2D head-CT files with a colour tint (16 of the 150 shared PNGs) are not offered by the app (the engine "
     "accepts a colour file only when its channels are nearly equal).",
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
           "abnormalities) and, for a typed query, its 2-way probability against 'no {query}'; every softmax uses "
           "the temperature in calibration.json. A 'similarity' layer: " + card["similarity"] + ". Without a query "
           "the map is for the validated finding. It is returned hidden (visible=False) with a note while its "
-          "localisation is not validated. The image side is cached per volume, so a new query only runs the text "
+          "localisation is not validated (a typed query's map is shown, with the same note). The image side is cached per volume, so a new query only runs the text "
           "side."]
     scaffold.write_card(OUT, card, md, res["table"])
 

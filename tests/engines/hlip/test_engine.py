@@ -106,7 +106,7 @@ def test_real_brats_flair_scores_heatmap_and_cache(brats_flair: Volume) -> None:
     assert m.shape == (48, 96, 96) and np.isfinite(m).all() and float(m.std()) > 1e-3
     assert 0.0 <= m.min() <= m.max() <= 1.0 and ov.value_range == (0.0, 1.0) and ov.threshold == 0.5
     assert ov.units == "probability" and "no significant abnormalities" in ov.legend
-    assert not ov.visible and any("Heatmap hidden by default" in n for n in res.notes)  # not validated
+    assert not ov.visible and any("hidden by default" in n for n in res.notes)  # not validated
     assert any("temperature" in n for n in res.notes)
     centre = ov.volume.affine @ np.array([47.5, 47.5, 23.5, 1.0])  # model-grid centre = scan centre
     assert centre[:3] == pytest.approx((brats_flair.affine @ np.array([119.5, 119.5, 77.0, 1.0]))[:3])

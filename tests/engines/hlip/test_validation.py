@@ -86,7 +86,9 @@ def test_brats_map_zero_outside_brain_and_follows_a_flip(engine: HLIPEngine, bra
     from engines.hlip.preprocess import resize_scan
     from viewer.io.nifti import read_nifti
 
-    ov = engine.run(brats_flair, query="glioma").overlays[0]
+    res = engine.run(brats_flair, query="glioma")
+    ov = res.overlays[0]
+    assert ov.visible and any("not validated" in n for n in res.notes)  # asked for by a query, still flagged
     a = ov.volume.array
     brain = np.asarray(read_nifti(shared_data / "brain_mri" / "brats_2013_pat0002_1" / "brainmask.nii.gz").array)
     inside = resize_scan((brain > 0.5).astype(np.float32), a.shape)
