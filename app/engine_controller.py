@@ -149,7 +149,7 @@ class EngineController(QObject):
         layers = add_result(p.document, p.engine, result, p.query)  # a query updates its query layer
         if result.scores:
             title = f"{p.engine.title}" + (f" — “{p.query}”" if p.query else "")
-            self.results_panel.show_scores(title, result.scores, list(result.notes))
+            self.results_panel.show_scores(title, result.scores, list(result.notes), p.engine.validation())
             self.results_panel_shown()
         self.window.statusBar().showMessage(
             f"{p.engine.title}: {len(layers)} layer(s) in {self.runner.job(job_id).elapsed_s:.1f} s", 8000)

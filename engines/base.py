@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from engines.common.validation import verdict_of
 from engines.errors import Cancelled, EngineError
 from engines.result import EngineResult, OutputKind, Overlay
 
@@ -183,6 +184,10 @@ class Engine(ABC):
         """Overlays (on their own grids, with their affines) and scores from ``state.outputs``."""
         raise NotImplementedError(f"{type(self).__name__} implements neither run() nor postprocess()")
 
+    def validation(self) -> tuple[bool, str]:
+        """``(validated, one line)``: whether this engine beats its baseline on held-out data (no card: no)."""
+        return False, "no model card - not validated"
+
     @staticmethod
     def check_cancelled(cancelled: CancelledFn) -> None:
         """Raise :class:`Cancelled` if the user cancelled. Call between steps."""
@@ -252,6 +257,17 @@ class ShippedWeightsEngine(Engine):
         """The shipped model card (``card.json``), or {} when absent."""
         p = cls.weights_dir() / "card.json"
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    def validation(self) -> tuple[bool, str]:
+        """``(validated, one line)``: whether these weights beat the engine's baseline on held-out data.
+
+        Only the shipped weights have a card that says so (``card.json["validation"]``, written by the engine's
+        evaluate command); any other weights file is not validated.
+        """
+        weights = getattr(self, "weights", None)
+        if weights is not None and Path(weights).resolve() != Path(self.default_weights()).resolve():
+            return False, f"user-supplied weights ({Path(weights).name}): not validated by Lucent"
+        return verdict_of(self.card())
 
     @classmethod
     def card_text(cls) -> str:

@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
 
 from engines.base import Engine
 
+#: Shown after the name of an engine whose weights do not beat their baseline on held-out data.
+NOT_VALIDATED = "(not validated)"
+
 
 class EnginesPanel(QWidget):
     """Lists ``engines``; the selected one shows its card; Run emits ``run_requested(engine)``."""
@@ -47,8 +50,10 @@ class EnginesPanel(QWidget):
         self.engines = list(engines)
         self.list.clear()
         for e in self.engines:
-            item = QListWidgetItem(e.title + ("  (takes a text query)" if e.takes_query else ""))
-            item.setToolTip(e.paper)
+            validated, summary = e.validation()
+            item = QListWidgetItem(e.title + ("  (takes a text query)" if e.takes_query else "")
+                                   + ("" if validated else f"  {NOT_VALIDATED}"))
+            item.setToolTip(f"{e.paper}\n{summary}")
             item.setData(Qt.ItemDataRole.UserRole, e.id)
             self.list.addItem(item)
         if study_kind:
@@ -64,7 +69,12 @@ class EnginesPanel(QWidget):
 
     def _show_card(self, _row: int) -> None:
         engine = self.selected()
-        self.card.setMarkdown(self.card_text(engine) if engine else "")
+        if engine is None:
+            self.card.setMarkdown("")
+            return
+        validated, summary = engine.validation()
+        banner = f"**{'Validated' if validated else 'Not validated'}:** {summary}\n\n"
+        self.card.setMarkdown(banner + self.card_text(engine))
 
     def run_selected(self) -> None:
         engine = self.selected()

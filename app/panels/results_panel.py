@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 SCORE_TEXT = "100.0 %"  # the widest score text: the score column is always wide enough for it
+#: Bars of scores that are not validated: grey, so they do not read like a validated result.
+UNVALIDATED_BAR = "QProgressBar::chunk { background-color: #9a9a9a; }"
 
 
 class ResultsPanel(QWidget):
@@ -27,6 +29,7 @@ class ResultsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        self.validated = True
         self.title = QLabel("No results yet.")
         self.title.setWordWrap(True)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the dock
@@ -49,10 +52,18 @@ class ResultsPanel(QWidget):
         self.notes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.notes)
 
-    def show_scores(self, title: str, scores: dict[str, float], notes: list[str] | None = None) -> None:
-        """Replace the table with ``scores`` (name → probability in [0, 1]) sorted from highest."""
+    def show_scores(self, title: str, scores: dict[str, float], notes: list[str] | None = None,
+                    validation: tuple[bool, str] = (True, "")) -> None:
+        """Replace the table with ``scores`` (name → probability in [0, 1]) sorted from highest.
+
+        ``validation`` is the engine's ``(validated, one line)`` (:meth:`engines.base.Engine.validation`): scores
+        of an engine that does not beat its baseline get "not validated" in the title, grey bars and the line
+        first among the notes.
+        """
+        validated, summary = validation
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-        self.title.setText(title)
+        self.validated = validated
+        self.title.setText(title if validated else f"{title} — scores not validated")
         self.table.setRowCount(len(ranked))
         for row, (name, p) in enumerate(ranked):
             item = QTableWidgetItem(name)
@@ -64,8 +75,13 @@ class ResultsPanel(QWidget):
             bar.setValue(round(max(0.0, min(1.0, p)) * 1000))
             bar.setFormat(f"{100 * p:.1f} %")
             bar.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            if not validated:
+                bar.setStyleSheet(UNVALIDATED_BAR)
             self.table.setCellWidget(row, 1, bar)
-        self.notes.setText("\n".join(notes or []))
+        lines = list(notes or [])
+        if not validated and summary:
+            lines.insert(0, f"Not validated: {summary}")
+        self.notes.setText("\n".join(lines))
 
     def score_width(self) -> int:
         """Pixels the score column needs for "100.0 %" inside a progress bar."""
