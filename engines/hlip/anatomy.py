@@ -4,7 +4,8 @@ The heatmap is shown only inside the anatomy the model looks at, never on empty 
 
 * skull-stripped MRI (BRATS-like): every voxel that differs from the background value (the corner voxel);
 * CT in Hounsfield units: voxels above −300 HU (soft tissue and bone, not air);
-* 8-bit slices (the head-CT PNGs, already windowed): grey above 6 % of full scale;
+* 8-bit slices (the head-CT PNGs, already windowed): grey above half the Otsu threshold (at least 6 % of full
+  scale) — some figures have a grey, not black, background;
 
 then, for CT and 8-bit slices, the largest connected component is kept (labels or marks beside the head drop out)
 and, per axial slice, its holes are filled, so that dark CSF or ventricles inside the head stay inside (a
@@ -63,6 +64,17 @@ def head_mask(array: np.ndarray) -> np.ndarray:
     return clean_mask(foreground(array))
 
 
+def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
+    """Otsu's threshold of values in [0, 1] (the bin centre maximising the between-class variance)."""
+    h, edges = np.histogram(np.asarray(values, dtype=np.float64), bins, (0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w, m = h.cumsum().astype(np.float64), (h * centres).cumsum()
+    between = (m[-1] * w - m * w[-1]) ** 2 / np.maximum(w * (w[-1] - w), 1e-12)
+    return float(centres[int(np.argmax(between))])
+
+
 def grey01_mask(grey01: np.ndarray) -> np.ndarray:
-    """Head mask of a windowed slice already scaled to [0, 1] ``[J, I]`` (the head-CT PNGs)."""
-    return clean_mask(np.asarray(grey01) > GREY_FLOOR)
+    """Head mask of a windowed slice already scaled to [0, 1] ``[J, I]`` (the head-CT PNGs): grey above
+    ``max(6 %, ½ Otsu)``, cleaned by :func:`clean_mask`."""
+    g = np.asarray(grey01)
+    return clean_mask(g > max(GREY_FLOOR, 0.5 * otsu_threshold(g)))
