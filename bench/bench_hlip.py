@@ -10,6 +10,7 @@ Measures (median / p90):
 * ``run_study`` with a NEW query on the same study (image side cached: text encoding + cosine map only;
   target ≤ 1 s);
 * one-scan ``run`` (what the app does for the open volume);
+* ``run`` on a 2D head-CT PNG slice (a one-slice study: read, mask, default prompts, map on the slice's pixels);
 * the vision tower alone (demo config; with ``--paper`` the paper ViT-B, 2 scans of 48×224×224, random weights);
 * GPU throughput of the vision tower when CUDA is available.
 
@@ -92,6 +93,19 @@ def main() -> None:
     rows["run_study: new query, cached study"] = stats(cached)
     rows["  of which text side"] = stats(text_side)
     rows["run: 1 scan, new volume, default prompts"] = stats(single)
+    png = Path(os.environ.get("LUCENT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "head_ct" / "images" / "000.png"
+    if png.exists():
+        from viewer.io import load_volume
+
+        calls = iter(range(10**6))
+
+        def slice_run() -> None:
+            v = load_volume(png)
+            a = v.array.copy()
+            a.flat[next(calls)] ^= 1  # a different slice for the cache
+            eng.run(Volume(a, affine=v.affine, modality=v.modality, rgb=v.rgb))
+
+        rows["run: 2D head-CT PNG slice (read + run)"] = latency(slice_run, args.repeats)
     model = eng.load()
     cfg = model.config
     with torch.inference_mode():

@@ -314,14 +314,14 @@ class HLIPEngine(ShippedWeightsEngine):
         t = self.text_embeddings([pos, neg])
         return float(torch.softmax(scale * t @ image, dim=0)[0])
 
-    def map_grids(self, volume: Volume, grid: tuple[int, int, int], size: tuple[int, int, int]
-                  ) -> tuple[np.ndarray, np.ndarray, Any]:
+    def map_grids(self, volume: Volume, size: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, Any]:
         """Where the shown map lives for one scan: ``(mask, affine, upsample)``.
 
         3D: the model grid ``D × H × W`` (mask = the intensity foreground resized to it — a skull-stripped MRI's
         brain as it is, a CT's head cleaned by :func:`engines.hlip.anatomy.clean_mask`; affine = scan affine @
         grid→input); 2D: the slice's own ``J × I`` pixels (the token map is upsampled over the square pad and
-        cropped). ``upsample(token_map [D', H', W'])`` gives the map on that grid.
+        cropped). ``upsample(token_map [D', H', W'])`` gives the map on that grid (``size`` = the model's
+        ``(D, H, W)``).
         """
         import torch
         import torch.nn.functional as F
@@ -395,7 +395,7 @@ class HLIPEngine(ShippedWeightsEngine):
             validated = self.calibration.heatmap_validated
             shown = validated or bool(query and query.strip())  # a typed query asks for its map: shown, with the note
             for s, v in enumerate(volumes):
-                mask, affine, up = self.map_grids(v, feats.grid, model.config.input_size)
+                mask, affine, up = self.map_grids(v, model.config.input_size)
                 m = np.where(mask, np.clip(up(prob[s]), 0.0, 1.0), 0.0).astype(np.float32)
                 if v.is_2d:
                     m = m[0]
