@@ -84,12 +84,15 @@ def _mentions(sentence: str, pattern: str) -> list[bool]:
     return out
 
 
-def notes_labels(notes: str) -> dict[str, float]:
-    """Labels read from free-text notes (rule 3): label → 1.0 (mentioned) or 0.0 (only negated)."""
+def notes_labels(notes: str, keywords: dict[str, tuple[str, ...]] | None = None) -> dict[str, float]:
+    """Labels read from free-text notes (rule 3): label → 1.0 (mentioned) or 0.0 (only negated).
+
+    ``keywords``: label → regular expressions (default :data:`NOTE_KEYWORDS`).
+    """
     text = notes.lower()
     found: dict[str, float] = {}
     for sentence in _SENTENCE.split(text):
-        for label, patterns in NOTE_KEYWORDS.items():
+        for label, patterns in (NOTE_KEYWORDS if keywords is None else keywords).items():
             for pattern in patterns:
                 for negated in _mentions(sentence, pattern):
                     value = 0.0 if negated else 1.0

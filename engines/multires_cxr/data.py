@@ -14,7 +14,7 @@ import numpy as np
 from engines.common.image import normalise, resize_mask, resize_square, to_grey
 
 __all__ = ["MEAN", "STD", "duplicate_groups", "merge_groups", "normalise", "resize_mask", "resize_square",
-           "split_groups", "thumbnail", "to_grey"]
+           "sigmoid", "split_groups", "thumbnail", "to_grey", "uses_lung_fields"]
 
 MEAN, STD = 0.5, 0.25
 
@@ -108,3 +108,13 @@ def split_groups(groups: np.ndarray, strata: np.ndarray, test_fraction: float, s
             k = min(max(k, 1), len(members) - 1)
         test_groups.update(int(g) for g in members[:k])
     return np.array([int(g) in test_groups for g in groups])
+
+
+def uses_lung_fields(config: object) -> bool:
+    """Whether weights pool over the lung fields (recorded by train in ``config.extra["pool_region"]``)."""
+    return getattr(config, "extra", {}).get("pool_region") == "lung_fields"
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Numerically safe logistic function (float64)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -60, 60)))

@@ -1,134 +1,248 @@
-"""Evaluate multires_cxr weights on the HELD-OUT split only (``test.npz`` written by :mod:`prepare`).
+"""Evaluate multires_cxr weights against an honest baseline on the VALIDATION split (``test.npz`` of :mod:`prepare`).
 
 Usage::
 
     python -m engines.multires_cxr.evaluate --weights resources/weights/multires_cxr/model.safetensors \\
-        --data data_prepared/multires_cxr --out eval.json
+        --data data_prepared/multires_cxr
 
-Reports (the paper's metrics, as far as this data allows):
+Everything is measured on the held-out side of the patient-wise split (engines/multires_cxr/split.json); the
+baseline is fitted on the training side only:
 
-* per-class ROC AUC for every finding where both positives and negatives occur among the known held-out
-  labels (unknown = -1 are left out), and their mean;
-* localisation: continuous Dice (:func:`metrics.soft_dice`) between the class saliency map — upsampled
-  bilinearly to the input grid and min-max normalised to [0, 1] — and the **lung** mask (lungVAE masks) or
-  the union of the two lung boxes, for every (image, finding) pair with a positive label and a mask/box.
-  Also for the top-scoring finding on every held-out image with a mask/box, and the constant-map baseline
-  2|m|/(N+|m|). The lung region is a proxy: the data has no lesion boxes, so this measures whether saliency
-  falls on the lungs, not on the lesion (the paper used NIH's lesion boxes).
+* **Classification**: per-class ROC AUC over the known labels of each finding the weights predict, and their
+  macro mean, for the engine and for a logistic regression on 64×64 pixels
+  (:class:`engines.common.baseline.LogisticBaseline`, one per class, fitted on the training images with a
+  known label); paired bootstrap 95 % intervals over validation images; the verdict (on macro AUC) goes into
+  ``eval.json["validation"]``.
+* **Calibration**: one temperature per class fitted on the validation logits
+  (:func:`engines.common.calibration.fit_temperature`); saturation shares (< 0.02, > 0.98) and ECE before and
+  after, plus the ECE of a 2-fold cross-fit (temperature fitted on one half of the validation images, scored on
+  the other), which is not flattered by fitting and scoring on the same cases. The temperatures and each class's
+  operating point (Youden's J on the calibrated validation probabilities) are written to ``calibration.json``
+  beside the weights; the engine reads them.
+* **Localisation** on validation images with a lungVAE lung mask (and, separately, the COCO lung boxes): the map
+  of the most probable finding, ``sigmoid(S / T)`` on the 64×64 grid, (a) as shown in the app, i.e. gated by the
+  predicted lung fields, and (b) raw, ungated. Pointing game (the map's maximum inside the region) and mass
+  inside the region (Σ map·region / Σ map), against the average training lung mask as a map.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from engines.common.cxr_labels import LABELS
-from engines.common.evaluate import evaluate_parser, publish
+from engines.common.baseline import LogisticBaseline, pixel_features
+from engines.common.calibration import calibration_report, fit_temperature
+from engines.common.cxr_findings import CANDIDATES, counts
+from engines.common.evaluate import evaluate_parser, publish, write_text_atomic
+from engines.common.image import resize_mask
+from engines.common.metrics import roc_auc
 from engines.common.train import find_npz
-from engines.multires_cxr.data import MEAN, STD
-from engines.multires_cxr.metrics import minmax, roc_auc, soft_dice
+from engines.common.validation import Comparison, compare, comparison_table, mean_of
+from engines.multires_cxr.data import MEAN, STD, sigmoid, uses_lung_fields
 from engines.multires_cxr.weights_io import load_model, sha256
 
-#: Yao et al. 2018, per-class test AUC on NIH ChestX-ray14 — UNVERIFIED: written from memory of the paper's
-#: Table 1; no copy of the paper was reachable offline to check them. Check against arXiv 1803.07703 before
-#: quoting. They are printed only as "paper (unverified)".
-PAPER_AUC: dict[str, float] = {
-    "Atelectasis": 0.772, "Cardiomegaly": 0.904, "Effusion": 0.859, "Infiltration": 0.695, "Mass": 0.792,
-    "Nodule": 0.717, "Pneumonia": 0.713, "Pneumothorax": 0.841, "Consolidation": 0.788, "Edema": 0.882,
-    "Emphysema": 0.829, "Fibrosis": 0.767, "Pleural_Thickening": 0.765, "Hernia": 0.914,
-}
+CALIBRATION_FILE = "calibration.json"
+BASELINE = "logistic regression on 64x64 pixels (train split)"
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 ``[N, S, S]`` → (probabilities ``[N, 14]``, saliency logits ``[N, 14, S, S]`` upsampled)."""
-    probs, maps = [], []
+def predict(model: torch.nn.Module, images: np.ndarray, fields: np.ndarray | None,
+            batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``[N, S, S]`` (+ lung-field instances ``[N, S/4, S/4]`` or None) → (logits ``[N, C]``, saliency
+    logits ``S`` ``[N, C, S/4, S/4]``)."""
+    logits, maps = [], []
     for i in range(0, len(images), batch):
         x = (torch.from_numpy(images[i:i + batch]).float()[:, None] / 255.0 - MEAN) / STD
-        logits, s = model(x)
-        probs.append(torch.sigmoid(logits).numpy())
-        maps.append(F.interpolate(s, size=x.shape[-2:], mode="bilinear", align_corners=False).numpy())
-    return np.concatenate(probs), np.concatenate(maps)
+        region = None if fields is None else torch.from_numpy(fields[i:i + batch].astype(np.float32))[:, None]
+        z, s = model(x, region)
+        logits.append(z.numpy())
+        maps.append(s.numpy())
+    return np.concatenate(logits).astype(np.float64), np.concatenate(maps)
 
 
-def evaluate(weights: Path, data: Path, threads: int = 2) -> dict[str, object]:
-    """Compute every number of the module docstring; returns a JSON-ready dict."""
+def youden_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The probability threshold maximising sensitivity + specificity − 1 (0.5 when one class is absent)."""
+    y = labels.astype(bool)
+    if y.all() or (~y).all():
+        return 0.5
+    best, thr = -1.0, 0.5
+    for t in np.unique(probs):
+        j = (probs[y] >= t).mean() + (probs[~y] < t).mean() - 1
+        if j > best:
+            best, thr = j, float(t)
+    return thr
+
+
+def _auc_metric(y: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray], float]:
+    """``metric(idx)``: AUC of the known (≥ 0) labels among the resampled cases."""
+    def metric(idx: np.ndarray) -> float:
+        yy, ss = y[idx], scores[idx]
+        k = yy >= 0
+        return roc_auc(yy[k], ss[k])
+    return metric
+
+
+def _macro(metrics: list[Callable[[np.ndarray], float]]) -> Callable[[np.ndarray], float]:
+    def metric(idx: np.ndarray) -> float:
+        v = np.array([m(idx) for m in metrics])
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+    return metric
+
+
+def _columns(d: np.lib.npyio.NpzFile, labels: tuple[str, ...]) -> np.ndarray:
+    names = [str(n) for n in d["label_names"]]
+    return d["labels"][:, [names.index(n) for n in labels]]
+
+
+def _crossfit_ece(logits: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """ECE of 2-fold cross-fitted per-class temperatures (fit on one half of the images, score the other)."""
+    from engines.common.calibration import expected_calibration_error
+
+    rng = np.random.default_rng(seed)
+    half = rng.permutation(len(y)) < len(y) // 2
+    probs = np.empty_like(logits)
+    for fit_side in (half, ~half):
+        for c in range(y.shape[1]):
+            t = fit_temperature(logits[fit_side, c], np.where(y[fit_side, c] >= 0, y[fit_side, c], np.nan),
+                                multiclass=False)
+            probs[~fit_side, c] = sigmoid(logits[~fit_side, c] / t)
+    return expected_calibration_error(probs, np.where(y >= 0, y, np.nan))
+
+
+def _localisation(maps: np.ndarray, top: np.ndarray, temps: np.ndarray, fields: np.ndarray, regions: np.ndarray,
+                  prior: np.ndarray, region_name: str) -> tuple[dict[str, object], list[Comparison]]:
+    """Pointing game and mass inside ``regions`` for the top finding's map (gated and raw) vs the mean mask."""
+    rows: dict[str, list[float]] = {"gated_point": [], "gated_mass": [], "raw_point": [], "raw_mass": [],
+                                    "prior_point": [], "prior_mass": []}
+
+    def score(m: np.ndarray, r: np.ndarray, key: str) -> None:
+        rows[f"{key}_point"].append(float(r.flat[int(np.argmax(m))]) if m.max() > 0 else 0.0)
+        rows[f"{key}_mass"].append(float((m * r).sum() / m.sum()) if m.sum() > 0 else 0.0)
+
+    for i in range(len(regions)):
+        c = int(top[i])
+        raw = sigmoid(maps[i, c] / temps[c])
+        r = regions[i].astype(np.float64)
+        score(raw * fields[i], r, "gated")
+        score(raw, r, "raw")
+        score(prior, r, "prior")
+    comps = [compare(f"pointing game ({region_name})", "average training lung mask", mean_of(rows["gated_point"]),
+                     mean_of(rows["prior_point"]), len(regions)),
+             compare(f"mass inside ({region_name})", "average training lung mask", mean_of(rows["gated_mass"]),
+                     mean_of(rows["prior_mass"]), len(regions))]
+    summary = {k: float(np.mean(v)) for k, v in rows.items()}
+    summary["images"] = len(regions)
+    return summary, comps
+
+
+def evaluate(weights: Path, data: Path, threads: int = 1, write_calibration: bool = True) -> dict[str, object]:
+    """Compute every number of the module docstring; returns a JSON-ready dict (and writes calibration.json)."""
     torch.set_num_threads(threads)
     model = load_model(weights)
     cfg = model.config
-    npz = find_npz(data, cfg.input_size, "test", "multires_cxr")
-    d = np.load(npz)
-    probs, maps = predict(model, d["images"])
-    y = d["labels"]
-    per_class: dict[str, dict[str, object]] = {}
-    aucs = []
-    for c, name in enumerate(LABELS):
-        known = y[:, c] >= 0
-        pos, neg = int((y[known, c] == 1).sum()), int((y[known, c] == 0).sum())
-        auc = roc_auc(y[known, c], probs[known, c]) if pos and neg else float("nan")
-        per_class[name] = {"auc": None if np.isnan(auc) else round(auc, 4), "n_pos": pos, "n_neg": neg,
-                           "paper_auc_unverified": PAPER_AUC[name]}
-        if not np.isnan(auc):
-            aucs.append(auc)
+    labels = tuple(cfg.labels)
+    tr = np.load(find_npz(data, cfg.input_size, "train", "multires_cxr"))
+    va = np.load(find_npz(data, cfg.input_size, "test", "multires_cxr"))
+    fields = va["lung_field"] if uses_lung_fields(cfg) else None
+    logits, maps = predict(model, va["images"], fields)
+    y, y_tr = _columns(va, labels), _columns(tr, labels)
+    yk = np.where(y >= 0, y, np.nan)
+
+    # calibration: one temperature per class on the validation logits
+    temps = np.array([fit_temperature(logits[:, c], yk[:, c], multiclass=False) for c in range(len(labels))])
+    p_raw, p_cal = sigmoid(logits), sigmoid(logits / temps)
+    thresholds = [youden_threshold(y[y[:, c] >= 0, c], p_cal[y[:, c] >= 0, c]) for c in range(len(labels))]
+    calibration = {"before": calibration_report(p_raw, yk), "after": calibration_report(p_cal, yk),
+                   "ece_after_2fold_crossfit": _crossfit_ece(logits, y),
+                   "temperature": dict(zip(labels, temps.tolist(), strict=True)),
+                   "operating_point": dict(zip(labels, thresholds, strict=True)),
+                   "fitted_on": f"validation split ({len(y)} images)"}
+
+    # baseline: logistic regression on 64x64 pixels, one per class, training images with a known label
+    f_tr, f_va = pixel_features(tr["images"] / 255.0, 64), pixel_features(va["images"] / 255.0, 64)
+    p_base = np.zeros_like(p_raw)
+    for c in range(len(labels)):
+        k = y_tr[:, c] >= 0
+        p_base[:, c] = LogisticBaseline().fit(f_tr[k], y_tr[k, c:c + 1]).predict_proba(f_va)[:, 0]
+
+    eng_m = [_auc_metric(y[:, c], p_cal[:, c]) for c in range(len(labels))]
+    base_m = [_auc_metric(y[:, c], p_base[:, c]) for c in range(len(labels))]
+    per_class = [compare(f"AUC {n}", BASELINE, eng_m[c], base_m[c], len(y)) for c, n in enumerate(labels)]
+    macro = compare("macro AUC", BASELINE, _macro(eng_m), _macro(base_m), len(y))
+
+    # localisation (64x64 map grid)
+    n = maps.shape[-1]
+    shown = va["lung_field"].astype(np.float64)
+    has_tr = tr["has_mask"]
+    prior = np.mean([resize_mask(m, n) for m in tr["lung_mask"][has_tr]], axis=0)
+    top = np.argmax(p_cal, axis=1)
     loc: dict[str, object] = {}
-    for region, has_key, mask_key in (("lung_mask", "has_mask", "lung_mask"), ("lung_boxes", "has_box", "box_mask")):
-        pos_d: list[float] = []
-        pos_by: dict[str, list[float]] = {}
-        top_d: list[float] = []
-        base_d: list[float] = []
-        for i in np.nonzero(d[has_key])[0]:
-            m = d[mask_key][i]
-            base_d.append(soft_dice(np.ones_like(m, dtype=np.float64), m))
-            top_d.append(soft_dice(minmax(maps[i, int(np.argmax(probs[i]))]), m))
-            for c in np.nonzero(y[i] == 1)[0]:
-                v = soft_dice(minmax(maps[i, c]), m)
-                pos_d.append(v)
-                pos_by.setdefault(LABELS[c], []).append(v)
-        loc[region] = {
-            "images": len(top_d),
-            "dice_positive_labels": _mean(pos_d), "pairs": len(pos_d),
-            "dice_per_class": {k: _mean(v) for k, v in pos_by.items()},
-            "dice_top_class": _mean(top_d), "dice_constant_map_baseline": _mean(base_d),
-        }
-    r = model.pool.r.detach().numpy()
-    return {
+    loc_comps: list[Comparison] = []
+    for region, has_key, mask_key in (("lung mask", "has_mask", "lung_mask"), ("lung boxes", "has_box", "box_mask")):
+        idx = np.nonzero(va[has_key])[0]
+        if len(idx) < 2:
+            continue
+        regions = np.stack([resize_mask(va[mask_key][i], n) for i in idx])
+        summary, comps = _localisation(maps[idx], top[idx], temps, shown[idx], regions, prior, region)
+        loc[region] = summary
+        loc_comps += comps
+
+    res: dict[str, object] = {
         "engine": "multires_cxr", "weights": str(weights), "weights_sha256": sha256(weights),
-        "config": cfg.to_dict(), "split": "held-out (test.npz)", "test_images": int(len(y)),
-        "test_patients": int(len(set(d["patientids"].tolist()))),
-        "per_class": per_class, "mean_auc": round(float(np.mean(aucs)), 4) if aucs else None,
-        "auc_classes": len(aucs), "paper_mean_auc_unverified": round(float(np.mean(list(PAPER_AUC.values()))), 4),
-        "localisation": loc, "lse_lba_r": {n: round(float(v), 3) for n, v in zip(LABELS, r, strict=True)},
+        "config": cfg.to_dict(), "split": "validation = held-out side of engines/multires_cxr/split.json (test.npz)",
+        "validation_images": int(len(y)), "validation_patients": int(len(set(va["patientids"].tolist()))),
+        "label_counts": {"train": counts(tr["labels"]), "validation": counts(va["labels"]),
+                         "candidates": list(CANDIDATES), "kept": list(labels)},
+        "per_class": {c.metric: c.to_dict() for c in per_class},
+        "validation": macro.to_dict(),
+        "calibration": calibration,
+        "localisation": {"summary": loc, "comparisons": [c.to_dict() for c in loc_comps]},
+        "table": comparison_table([macro, *per_class, *loc_comps]),
     }
+    if write_calibration:
+        cal = {"weights_sha256": res["weights_sha256"], "labels": list(labels), "temperature": temps.tolist(),
+               "operating_point": thresholds, "fitted_on": calibration["fitted_on"],
+               "note": "p = sigmoid(logit / T); maps sigmoid(S / T); operating point = Youden's J on validation"}
+        write_text_atomic(Path(weights).with_name(CALIBRATION_FILE), json.dumps(cal, indent=1) + "\n")
+    return res
 
 
-def _mean(v: list[float]) -> float | None:
-    v = [x for x in v if not np.isnan(x)]
-    return round(float(np.mean(v)), 4) if v else None
-
-
-def format_table(res: dict[str, object]) -> str:
-    """A plain-text table of :func:`evaluate`'s result."""
-    lines = [f"held-out split: {res['test_images']} images, {res['test_patients']} patients",
-             f"{'finding':20s} {'n+':>4s} {'n-':>4s} {'AUC':>7s} {'paper*':>7s}"]
-    for name, v in res["per_class"].items():  # type: ignore[union-attr]
-        auc = "  n/a" if v["auc"] is None else f"{v['auc']:.3f}"
-        lines.append(f"{name:20s} {v['n_pos']:4d} {v['n_neg']:4d} {auc:>7s} {v['paper_auc_unverified']:7.3f}")
-    lines.append(f"{'mean AUC':20s} {'':4s} {'':4s} {str(res['mean_auc']):>7s} {res['paper_mean_auc_unverified']:7.3f}"
-                 f"   (ours over {res['auc_classes']} classes with both labels; paper over 14)")
-    for region, v in res["localisation"].items():  # type: ignore[union-attr]
-        lines.append(f"soft Dice vs {region} ({v['images']} images): positive-label maps {v['dice_positive_labels']}"
-                     f" ({v['pairs']} pairs), top-class map {v['dice_top_class']},"
-                     f" constant-map baseline {v['dice_constant_map_baseline']}")
-    lines.append("* paper figures unverified (recalled, not checked against the PDF offline); paper: NIH ChestX-ray14, "
-                 "~112k images, test AUC; ours: this tiny COVID-heavy set, rule-mapped labels")
+def format_table(res: dict) -> str:
+    """The comparison table plus label counts and calibration before/after."""
+    lc = res["label_counts"]
+    lines = [f"validation: {res['validation_images']} images, {res['validation_patients']} patients "
+             f"(held-out split; baseline fitted on the training split only)", "",
+             "label counts (positives / negatives / unknown), train | validation; kept: " + ", ".join(lc["kept"])]
+    for name in lc["candidates"]:
+        t, v = lc["train"][name], lc["validation"][name]
+        mark = "kept" if name in lc["kept"] else "dropped (< 8 validation positives or negatives)"
+        lines.append(f"  {name:22s} {t['pos']:3d}/{t['neg']:3d}/{t['unknown']:3d} | "
+                     f"{v['pos']:3d}/{v['neg']:3d}/{v['unknown']:3d}  {mark}")
+    cal = res["calibration"]
+    b, a = cal["before"], cal["after"]
+    lines += ["", res["table"], "",
+              f"verdict (macro AUC): {res['validation']['summary']}", "",
+              f"calibration (validation, all kept labels): before: <0.02 {b['below_0.02']:.2f}, >0.98 "
+              f"{b['above_0.98']:.2f}, ECE {b['ece']:.3f}; after temperature scaling: <0.02 {a['below_0.02']:.2f},"
+              f" >0.98 {a['above_0.98']:.2f}, ECE {a['ece']:.3f} (2-fold cross-fitted ECE "
+              f"{cal['ece_after_2fold_crossfit']:.3f})",
+              "temperatures: " + ", ".join(f"{k} {v:.2f}" for k, v in cal["temperature"].items()),
+              "operating points: " + ", ".join(f"{k} {v:.2f}" for k, v in cal["operating_point"].items())]
+    for region, s in res["localisation"]["summary"].items():
+        lines.append(f"localisation vs {region} ({s['images']} images), top finding's map: shown (lung-gated) "
+                     f"pointing {s['gated_point']:.2f} mass {s['gated_mass']:.2f}; raw (ungated) pointing "
+                     f"{s['raw_point']:.2f} mass {s['raw_mass']:.2f}; average training lung mask pointing "
+                     f"{s['prior_point']:.2f} mass {s['prior_mass']:.2f}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = evaluate_parser("multires_cxr", "Evaluate multires_cxr on the held-out split.", threads=2).parse_args(argv)
+    args = evaluate_parser("multires_cxr", "Evaluate multires_cxr against its baseline on validation.",
+                           threads=1).parse_args(argv)
     res = evaluate(args.weights, args.data, args.threads)
     publish(res, "engines.multires_cxr.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 

@@ -17,18 +17,26 @@ import torch
 from torch import nn
 
 
-def lse_lba(s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+def lse_lba(s: torch.Tensor, r: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
     """Pool saliency maps with per-class sharpness.
 
     Args:
-        s: ``[B, C, H, W]`` class saliency maps (logits).
+        s: ``[B, C, H, W]`` class saliency maps (logits, or probabilities when pooling probabilities).
         r: ``[C]`` positive sharpness per class.
+        region: optional ``[B, 1, H, W]`` 0/1 mask of the instances to pool over (e.g. the lung fields); the
+            mean inside the log is then over the ``Σ region`` instances. An empty region pools the whole map.
     Returns:
-        ``[B, C]`` pooled logits.
+        ``[B, C]`` pooled values.
     """
     b, c, h, w = s.shape
     rs = s.reshape(b, c, h * w) * r.view(1, c, 1)
-    return (torch.logsumexp(rs, dim=-1) - math.log(h * w)) / r.view(1, c)
+    if region is None:
+        return (torch.logsumexp(rs, dim=-1) - math.log(h * w)) / r.view(1, c)
+    keep = region.reshape(b, 1, h * w) > 0.5
+    keep = keep | ~keep.any(dim=-1, keepdim=True)  # nothing to pool over: the whole map
+    n = keep.sum(dim=-1).to(s.dtype)  # [B, 1]
+    rs = rs.masked_fill(~keep, float("-inf"))
+    return (torch.logsumexp(rs, dim=-1) - torch.log(n)) / r.view(1, c)
 
 
 class LSELBAPool(nn.Module):
@@ -49,8 +57,8 @@ class LSELBAPool(nn.Module):
         """``[C]`` current sharpness r0 + exp(β)."""
         return self.r0 + torch.exp(self.beta)
 
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return lse_lba(s, self.r)
+    def forward(self, s: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+        return lse_lba(s, self.r, region)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.beta.numel()}, r0={self.r0}"

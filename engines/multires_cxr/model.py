@@ -11,7 +11,11 @@ Layout (input ``[B, 1, N, N]``, grey, normalised as in :mod:`engines.multires_cx
 * **Class saliency maps** at every resolution: ``heads.l`` = 1×1 conv ``d_l → 14`` gives ``S_l``
   ``[B, 14, N/2^(l+1), N/2^(l+1)]``; each is upsampled to the finest grid ``[B, 14, N/4, N/4]`` and the
   resolutions are fused per class by a learned 1×1 grouped conv (``fuse``, init = mean) → ``S``.
-* **LSE-LBA pooling** per class (:mod:`lse_lba`) → ``[B, 14]`` logits; ``sigmoid`` gives probabilities.
+* **LSE-LBA pooling** per class (:mod:`lse_lba`). ``pooling = "probability"`` (the paper; the default since
+  issue 18): the maps are squashed ``P = sigmoid(S)`` (instance probabilities on a fixed 0-1 scale) and pooled,
+  ``p = LSE-LBA(P)`` in (0, 1), optionally only over the lung-field instances (``region``); the network returns
+  ``logit(p)`` so that the loss and temperature scaling work on logits. ``pooling = "logit"`` (weights before
+  issue 18): ``LSE-LBA(S)`` is the logit.
 
 Two configs: ``paper`` (512 px, ResNet-50 layout 3-4-6-3 bottleneck blocks, widths 64..512×4) and ``demo``
 (256 px, one basic block per stage, widths 16..128) that trains on a 2-core CPU.
@@ -26,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engines.common.config import DictConfig
-from engines.common.cxr_labels import NUM_CLASSES
+from engines.common.cxr_findings import SUPPORTED
+from engines.common.cxr_labels import LABELS, NUM_CLASSES
 from engines.multires_cxr.lse_lba import LSELBAPool
 
 
@@ -42,7 +47,9 @@ class MultiResConfig(DictConfig):
         blocks: residual blocks per stage.
         bottleneck: bottleneck blocks (expansion 4) instead of basic blocks.
         r0: LSE-LBA lower bound of the sharpness.
-        num_classes: 14 NIH findings.
+        num_classes: number of findings (``len(labels)``).
+        labels: the finding names, in output order (default: the 14 NIH labels of the first weights).
+        pooling: "probability" (pool ``sigmoid(S)``, the paper) or "logit" (pool ``S``).
     """
 
     name: str = "demo"
@@ -54,11 +61,20 @@ class MultiResConfig(DictConfig):
     r0: float = 5.0
     num_classes: int = NUM_CLASSES
     extra: dict[str, str] = field(default_factory=dict)
+    labels: tuple[str, ...] = LABELS
+    pooling: str = "logit"
 
+    def __post_init__(self) -> None:
+        if len(self.labels) != self.num_classes:
+            raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes")
+        if self.pooling not in ("probability", "logit"):
+            raise ValueError(f"pooling must be 'probability' or 'logit', not {self.pooling!r}")
 
 
 CONFIGS: dict[str, MultiResConfig] = {
     "demo": MultiResConfig(),
+    "demo_findings": MultiResConfig(name="demo_findings", pooling="probability", labels=SUPPORTED,
+                                    num_classes=len(SUPPORTED)),
     "paper": MultiResConfig(name="paper", input_size=512, stem_width=64, widths=(64, 128, 256, 512),
                             blocks=(3, 4, 6, 3), bottleneck=True),
 }
@@ -175,8 +191,11 @@ class MultiResCXR(nn.Module):
             dec.insert(0, self.decoder[i](dec[0], enc[i]))
         return [head(d) for head, d in zip(self.heads, dec, strict=True)]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, 1, N, N]`` → (logits ``[B, 14]``, saliency ``S [B, 14, N/4, N/4]``)."""
+    def forward(self, x: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, 1, N, N]`` → (logits ``[B, C]``, saliency logits ``S [B, C, N/4, N/4]``).
+
+        ``region``: optional ``[B, 1, N/4, N/4]`` 0/1 instances to pool over (the lung fields).
+        """
         levels = self.saliency_levels(x)
         size = levels[0].shape[-2:]
         ups = [levels[0]] + [F.interpolate(s, size=size, mode="bilinear", align_corners=False)
@@ -184,4 +203,7 @@ class MultiResCXR(nn.Module):
         b, c, h, w = ups[0].shape
         stacked = torch.stack(ups, dim=2).reshape(b, c * len(ups), h, w)  # class-major: [c0 l0, c0 l1, …]
         s = self.fuse(stacked)
-        return self.pool(s), s
+        if self.config.pooling == "logit":
+            return self.pool(s, region), s
+        p = self.pool(torch.sigmoid(s), region).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p), s

@@ -8,7 +8,11 @@ Writes ``<out>/<size>/{train,test}.npz`` with
 
 * ``images`` uint8 ``[N, S, S]``: grey radiograph, robustly normalised (percentiles) to [0, 255], squashed
   to ``S × S`` (see :mod:`engines.multires_cxr.data`);
-* ``labels`` float32 ``[N, 14]``: 1 / 0 / -1 (unknown) from :func:`labels.map_labels`;
+* ``labels`` float32 ``[N, 9]``: 1 / 0 / -1 (unknown) for the candidate findings the data supports
+  (:data:`engines.common.cxr_findings.CANDIDATES`, in ``label_names``), from :func:`cxr_findings.finding_labels`;
+* ``nih_labels`` float32 ``[N, 14]``: the rule-based NIH mapping (:func:`cxr_labels.map_labels`), for reference;
+* ``lung_field`` uint8 ``[N, S/4, S/4]``: the lung fields predicted by :func:`engines.common.lung_fields.lung_field_mask`
+  on the full image, area-resized to the saliency grid (≥ 0.5), the instances LSE-LBA pools over;
 * ``lung_mask`` uint8 ``[N, S, S]`` and ``has_mask`` bool ``[N]``: the lungVAE lung masks (74 images);
 * ``box_mask`` uint8 ``[N, S, S]`` and ``has_box`` bool ``[N]``: union of the COCO lung boxes (36 images);
 * ``filenames``, ``patientids``: str ``[N]``.
@@ -26,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.common.cxr import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
-from engines.common.cxr_labels import LABELS, map_labels
+from engines.common.cxr_findings import CANDIDATES, counts, finding_labels
+from engines.common.cxr_labels import map_labels
+from engines.common.lung_fields import lung_field_mask
 from engines.common.prepare import prepare_parser
 from engines.multires_cxr.data import (
     duplicate_groups,
@@ -88,11 +94,13 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
         (out / str(size)).mkdir(parents=True, exist_ok=True)
         for side in ("train", "test"):
             names = [n for n in split[side] if n in index][:limit]
-            imgs, labs, masks, has_m, bmasks, has_b = [], [], [], [], [], []
+            imgs, labs, nih, fields, masks, has_m, bmasks, has_b = [], [], [], [], [], [], [], []
             for name in names:
                 r, im = rows[index[name]], image01(name)
                 imgs.append(np.round(resize_square(im, size) * 255).clip(0, 255).astype(np.uint8))
-                labs.append(map_labels(r["finding"], r["clinical_notes"]))
+                labs.append(finding_labels(r["finding"], r["clinical_notes"]))
+                nih.append(map_labels(r["finding"], r["clinical_notes"]))
+                fields.append(resize_mask(lung_field_mask(read_png(data / "images" / name)), size // 4))
                 mpath = data / "lung_masks" / f"{Path(name).stem}_mask.png"
                 if mpath.exists():
                     masks.append(resize_mask(read_png(mpath) > 127, size))
@@ -105,10 +113,11 @@ def prepare(data: Path, out: Path, sizes: list[int], split_file: Path = SPLIT_FI
                 has_b.append(bool(b))
             np.savez_compressed(
                 out / str(size) / f"{side}.npz", images=np.stack(imgs), labels=np.stack(labs),
+                nih_labels=np.stack(nih), lung_field=np.stack(fields),
                 lung_mask=np.stack(masks), has_mask=np.array(has_m), box_mask=np.stack(bmasks),
                 has_box=np.array(has_b), filenames=np.array(names),
                 patientids=np.array([rows[index[n]]["patientid"] for n in names]),
-                label_names=np.array(LABELS))
+                label_names=np.array(CANDIDATES))
     return split
 
 
@@ -123,8 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         y = d["labels"]
         print(f"{side}: {len(y)} images, {len(set(d['patientids']))} patient ids, "
               f"{int(d['has_mask'].sum())} lung masks, {int(d['has_box'].sum())} box sets")
-        for i, name in enumerate(LABELS):
-            print(f"  {name:20s} +{int((y[:, i] == 1).sum()):4d} -{int((y[:, i] == 0).sum()):4d}")
+        for name, c in counts(y).items():
+            print(f"  {name:22s} +{c['pos']:4d} -{c['neg']:4d} ?{c['unknown']:4d}")
     print(f"split: {split['near_duplicate_images_joined']} near-duplicate images joined; written to {args.out}")
 
 

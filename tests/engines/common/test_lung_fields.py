@@ -10,17 +10,10 @@ import pytest
 
 from engines.common.lung_fields import DEFAULT_WEIGHTS, SPLIT_FILE, keep_largest, lung_field_mask
 from engines.common.metrics import dice
+from tests.engines.one_thread import one_torch_thread  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (the project's rule on the shared 2-core machine; 2 threads oversubscribe it)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 def _held_out_with_mask(cxr: Path, k: int) -> list[str]:
     names = json.loads(SPLIT_FILE.read_text())["test"]

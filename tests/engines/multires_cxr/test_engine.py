@@ -78,10 +78,12 @@ def _png_volume(path: Path) -> Volume:
 
 
 def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
+    from engines.common.cxr_findings import SUPPORTED
+
     vol = _png_volume(shared_data / "cxr" / "images" / "ARDSSevere.png")
     steps: list[float] = []
     res = MultiResCXREngine().run(vol, progress=lambda f, m: steps.append(f))
-    assert set(res.scores) == set(MultiResCXREngine.labels) and len(res.scores) == 14
+    assert tuple(res.scores) == SUPPORTED
     assert all(0.0 <= p <= 1.0 for p in res.scores.values())
     assert len(res.overlays) == 3 and steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
     top = sorted(res.scores, key=res.scores.get, reverse=True)[:3]
@@ -90,7 +92,10 @@ def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
     for ov in res.overlays:
         a = ov.volume.array
         assert ov.kind == "saliency" and "LSE-LBA" in ov.legend and ov.value_range == (0.0, 1.0)
-        assert np.isfinite(a).all() and a.min() == 0.0 and a.max() == pytest.approx(1.0) and a.std() > 0.01
+        assert ov.units == "probability" and ov.threshold is not None and 0.0 < ov.threshold < 1.0
+        # absolute scale (no per-image min-max): values are probabilities, zero outside the lung fields
+        assert np.isfinite(a).all() and a.min() == 0.0 and a.max() <= 1.0 and a.std() > 0.01
+        assert (a == 0).mean() > 0.3
         # map centre (u, v) → image centre in patient mm through both affines
         h, w = vol.array.shape
         n = a.shape[0]
@@ -145,6 +150,6 @@ def test_dicom_chest_cr(shared_data: Path, name: str) -> None:
     eng = MultiResCXREngine()
     assert eng.applies_to(vol)
     res = eng.run(vol)
-    assert len(res.scores) == 14
+    assert len(res.scores) == 5
     a = res.overlays[0].volume.array
     assert np.isfinite(a).all() and a.std() > 0.01

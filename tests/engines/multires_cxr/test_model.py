@@ -14,6 +14,19 @@ from engines.multires_cxr.lse_lba import LSELBAPool, lse_lba
 from engines.multires_cxr.model import CONFIGS, MultiResConfig, MultiResCXR
 
 
+def test_probability_pooling_lies_between_mean_and_max_of_the_map() -> None:
+    torch.manual_seed(0)
+    model = MultiResCXR(CONFIGS["demo_findings"]).eval()
+    region = torch.zeros(2, 1, 32, 32)
+    region[:, :, 8:24, 4:14] = 1
+    with torch.no_grad():
+        logits, s = model(torch.randn(2, 1, 128, 128), region)
+    assert logits.shape == (2, 5) and s.shape == (2, 5, 32, 32)
+    p = torch.sigmoid(logits)
+    inside = torch.sigmoid(s)[:, :, 8:24, 4:14].flatten(2)
+    assert torch.all(p <= inside.max(-1).values + 1e-4) and torch.all(p >= inside.mean(-1) - 1e-4)
+
+
 def test_demo_shapes_and_ranges() -> None:
     model = MultiResCXR(CONFIGS["demo"]).eval()
     with torch.no_grad():
@@ -88,7 +101,7 @@ def test_short_real_training_loss_falls(prepared_small: Path, tmp_path: Path) ->
 
     args = parse_args(["--data", str(prepared_small), "--steps", "15", "--out", str(tmp_path),
                        "--input-size", "128", "--batch-size", "8", "--limit", "16", "--no-augment",
-                       "--lr", "3e-3"])
+                       "--lr", "3e-3", "--threads", "1"])
     s = train(args)
     losses = s["losses"]
     assert len(losses) == 15 and all(np.isfinite(losses))
