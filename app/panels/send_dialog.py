@@ -83,7 +83,7 @@ def outgoing_objects(doc: Document, findings: dict[str, float], findings_title: 
             items.append(Outgoing(f"{layer.name}: secondary capture of slice {k + 1}",
                                   lambda lay=layer: outbox.secondary_capture(
                                       base, lay.volume, k, lay.colormap, lay.value_range, lay.opacity,
-                                      description=lay.name),
+                                      description=lay.name, threshold=lay.threshold),
                                   checked=False))
     rois = [a for a in doc.annotations if a.kind in ("ruler", "ellipse")]
     if findings or rois:

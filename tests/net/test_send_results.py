@@ -56,7 +56,7 @@ def results(base: Volume) -> dict[str, pydicom.Dataset]:
     return {
         "seg": segmentation(mask, base, {1: "tumour"}, "Lucent test mask"),
         "pm": parametric_map(heat_vol, base, "saliency", description="Lucent test map"),
-        "sc": secondary_capture(base, heat_vol, 10, description="Lucent test overlay"),
+        "sc": secondary_capture(base, heat_vol, 10, description="Lucent test overlay", threshold=0.5),
         "sr": findings_report(base, FINDINGS, algorithm="toy engine", annotations=_measurements(base)),
     }
 
@@ -107,6 +107,7 @@ def test_results_go_back_to_the_source_study_and_read_back_with_highdicom(result
         rgb = sc.get_frame(1)
         assert sc.Modality == "OT" and sc.SamplesPerPixel == 3 and rgb.shape == (512, 512, 3)
         assert (rgb[0, :, 0] == rgb[0, :, 2]).all()  # the map is 0 on the first row: the grey image shows
+        assert (rgb[150, :, 0] == rgb[150, :, 2]).all()  # ~0.3 lies below the layer's threshold: as on screen
         assert (rgb[-1, :, 0] > rgb[-1, :, 2]).mean() > 0.9  # and 1 on the last: inferno's yellow over it
         assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID in {
             pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in base.metadata["slice_files"]}

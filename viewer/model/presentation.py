@@ -59,9 +59,7 @@ def map_presentation(colormap: str | None, value_range: tuple[float, float],
 def shared_value_range(layers: list) -> tuple[float, float] | None:
     """One (low, high) spanning the heatmaps among ``layers`` when there are two or more and their units agree
     (compare panes then share one legend scale); None otherwise."""
-    from viewer.model.layers import HeatmapLayer  # layers imports this module
-
-    maps = [la for la in layers if isinstance(la, HeatmapLayer)]
+    maps = [la for la in layers if la.kind == "heatmap"]
     if len(maps) < 2 or len({la.units for la in maps}) != 1:
         return None
     return min(float(la.value_range[0]) for la in maps), max(float(la.value_range[1]) for la in maps)

@@ -69,35 +69,30 @@ def parametric_map(heat: Volume, base: Volume, name: str = "saliency", units: st
 def secondary_capture(base: Volume, overlay: Volume, k: int, colormap: str = "inferno",
                       value_range: tuple[float, float] = (0.0, 1.0), opacity: float = 0.5,
                       window: tuple[float, float] | None = None,
-                      description: str = "Lucent overlay") -> Dataset:
+                      description: str = "Lucent overlay", threshold: float | None = None) -> Dataset:
     """Slice ``k`` of ``base`` with ``overlay`` blended over it, as an RGB Secondary Capture image.
 
     The image references its source slice (SourceImageSequence) and the source series
     (ReferencedSeriesSequence). ``window`` is (low, high) of the grey image (default: 0.5–99.5 percentiles).
+    The overlay is coloured exactly as on screen (:func:`viewer.model.colormaps.heatmap_rgba` with the layer's
+    ``threshold``, or :func:`~viewer.model.colormaps.labels_rgba` for ``colormap="labels"``).
     """
     import highdicom as hd
 
-    from ..model.colormaps import lut
+    from ..model.colormaps import blend_over, heatmap_rgba, labels_rgba
 
     sources = source_headers(base, "a secondary capture")
     k = int(np.clip(k, 0, base.shape3d[0] - 1))
     grey = np.asarray(base.data3d[k], dtype=np.float32)
     lo, hi = window or (float(np.percentile(grey, 0.5)), float(np.percentile(grey, 99.5)))
     g = np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = np.repeat(g[..., None] * 255.0, 3, axis=2)
+    film = np.repeat(np.rint(g[..., None] * 255.0).astype(np.uint8), 3, axis=2)
     layer = on_base_grid(overlay, base, order=0 if colormap == "labels" else 1)[k].astype(np.float32)
     if colormap == "labels":
-        from ..model.colormaps import label_colour
-
-        for value in np.unique(layer[layer > 0]).astype(int):
-            mask = layer == value
-            rgb[mask] = (1 - opacity) * rgb[mask] + opacity * np.asarray(label_colour(int(value)), np.float32)
+        rgba = labels_rgba(layer, opacity)
     else:
-        v0, v1 = value_range
-        t = np.clip((np.nan_to_num(layer, nan=v0) - v0) / max(v1 - v0, 1e-6), 0, 1)
-        colours = lut(colormap)[np.rint(t * 255).astype(np.uint8), :3].astype(np.float32)
-        shown = (t > 0)[..., None]
-        rgb = np.where(shown, (1 - opacity) * rgb + opacity * colours, rgb)
+        rgba = heatmap_rgba(layer, colormap, value_range, threshold, opacity)
+    rgb = blend_over(film, rgba)
     pixels = np.ascontiguousarray(np.rint(rgb).astype(np.uint8))
     src = sources[k]
     spacing = getattr(src, "PixelSpacing", None)
