@@ -1,18 +1,27 @@
 """Lucent engine: DERMAE dermoscopy classification (melanoma / seborrheic keratosis / nevus) + Grad-CAM.
 
 Qt-free; torch is imported lazily inside the run steps so that importing this module (and the
-registry) stays cheap. The shipped network is the distilled **student** CNN (``model.safetensors``); the ViT
+registry) stays cheap. The shipped network is the **student** CNN (``model.safetensors``); the ViT
 teacher (``teacher.safetensors``) is shipped for reference and evaluation only.
 
 Input: a 2D colour (RGB/RGBA) photograph, modality "XC" or "OT". Grey images and 3D volumes are refused with
-an :class:`EngineError`. The photo is squashed to ``S × S`` (S = 64 for the demo weights) as in training.
+an :class:`EngineError`. The photo is squashed to ``S × S`` (S = 128 for the demo weights) as in training.
+
+Scores and map scale
+--------------------
+Scores are ``softmax(logits / T)`` with the temperature ``T`` fitted on the validation split and stored in
+``calibration.json`` beside the weights (:func:`weights_io.read_calibration`; other weights files: ``T = 1``).
+Grad-CAM is taken on the student's last stage, an ``n × n`` grid (n = S/8); × n² / T it is the top class's local
+logit evidence. The overlay shows it on a fixed scale — 1.0 = ``map_scale_logit_units`` (the 99th percentile of
+the training images' evidence), clipped to [0, 1] — inside the lesion region estimated by
+:func:`engines.dermae.region.lesion_region`, so the surrounding skin is never lit; it carries the display
+threshold ``map_threshold``. No per-image min-max: maps of two photos compare.
 
 Saliency overlay geometry
 -------------------------
-Grad-CAM is taken on the student's last stage, an ``n × n`` grid (n = S/8). The map is squashed back over the
-whole photo: map pixel (u, v) covers ``W/n × H/n`` photo pixels, so its affine is
-``volume.affine @ map_to_image_matrix((n, n), (H, W))`` — the pixel-centre mapping of
-:func:`engines.common.geometry.map_to_image_matrix` (shared by the engines).
+The map is computed on the network's ``S × S`` grid and squashed back over the whole photo: map pixel (u, v)
+covers ``W/S × H/S`` photo pixels, so its affine is ``volume.affine @ map_to_image_matrix((S, S), (H, W))`` — the
+pixel-centre mapping of :func:`engines.common.geometry.map_to_image_matrix` (shared by the engines).
 
 When the photo came from a folder laid out like ../shared/data/dermoscopy (``images/ISIC_x.jpg`` beside
 ``masks/ISIC_x_segmentation.png``), the ground-truth lesion mask is added as a comparison layer.
@@ -27,7 +36,6 @@ import numpy as np
 
 from engines.base import WEIGHTS_ROOT, RunState, ShippedWeightsEngine, Step, finite_or_raise
 from engines.common.geometry import map_to_image_matrix
-from engines.common.image import unit_map
 from engines.errors import EngineError
 from engines.result import EngineResult, Overlay
 from viewer.model.volume import Volume
@@ -35,7 +43,9 @@ from viewer.model.volume import Volume
 WEIGHTS_DIR = WEIGHTS_ROOT / "dermae"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "model.safetensors"
 CLASS_NAMES: tuple[str, ...] = ("melanoma", "seborrheic keratosis", "nevus")
-LEGEND = "Grad-CAM of the student CNN (last conv stage), min-max normalised"
+LEGEND = "Grad-CAM evidence of the student CNN inside the lesion region, fixed scale"
+#: map scale (logit units) and display threshold for weights without a calibration.json of their own
+DEFAULT_MAP_SCALE, DEFAULT_MAP_THRESHOLD = 3.0, 0.4
 MIN_SIDE = 32
 
 
@@ -48,7 +58,7 @@ class DermaeEngine(ShippedWeightsEngine):
     """
 
     id: ClassVar[str] = "dermae"
-    title: ClassVar[str] = "DERMAE dermoscopy (distilled student)"
+    title: ClassVar[str] = "DERMAE dermoscopy (class-balanced student CNN)"
     paper: ClassVar[str] = ("DERMAE: dermoscopy classification under class imbalance with class-conditional latent "
                             "diffusion balancing, an MAE-pretrained ViT teacher and knowledge distillation "
                             "(seed 001; DESIGN §3.4).")
@@ -60,18 +70,22 @@ class DermaeEngine(ShippedWeightsEngine):
 
     def __init__(self, weights: str | Path | None = None) -> None:
         super().__init__(weights)
+        #: ``calibration.json`` of the loaded weights (None: uncalibrated, T = 1 and the default map scale)
+        self.calibration: dict[str, Any] | None = None
 
     def applies_to(self, volume: Volume) -> bool:
         """Colour photos only: a grey radiograph saved as PNG is also "OT", and the student cannot read it."""
         return bool(volume.rgb) and super().applies_to(volume)
 
     def load_weights(self, path: Path, expected_sha256: str | None) -> Any:
-        from engines.dermae.weights_io import load_model
+        from engines.dermae.weights_io import load_model, read_calibration
 
         try:
-            return load_model(path, "student", expected_sha256=expected_sha256)
+            model = load_model(path, "student", expected_sha256=expected_sha256)
+            self.calibration = read_calibration(path)
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"Cannot load {path} as DERMAE student weights: {exc}") from exc
+        return model
 
     # ---- the run steps (see Engine.run_steps) -----------------------------------------------------------
     def check_input(self, volume: Volume) -> None:
@@ -102,42 +116,57 @@ class DermaeEngine(ShippedWeightsEngine):
             raise EngineError("The photo is constant (one colour); nothing to analyse.")
         return np.ascontiguousarray(a)
 
-    def preprocess(self, state: RunState) -> tuple[np.ndarray, Any]:
-        """(photo ``uint8 [H, W, 3]``, network input ``[1, 3, S, S]``)."""
+    def preprocess(self, state: RunState) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(photo ``uint8 [H, W, 3]``, photo at the network size ``uint8 [S, S, 3]``, input ``[1, 3, S, S]``)."""
         from engines.dermae.data import resize_rgb, to_tensor
 
         photo = self.photo(state.volume)
-        return photo, to_tensor(resize_rgb(photo, int(state.model.image_size))[None])
+        small = resize_rgb(photo, int(state.model.image_size))
+        return photo, small, to_tensor(small[None])
 
     def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, Any]:
         """(logits ``[1, 3]``, Grad-CAM ``[1, n, n]``) on the CPU."""
         from engines.dermae.model import grad_cam
 
         step(0.0, "running the network (Grad-CAM)")
-        logits, cam = grad_cam(state.model.to(device), state.inputs[1].to(device))
+        logits, cam = grad_cam(state.model.to(device), state.inputs[2].to(device))
         return logits.float().cpu(), cam.float().cpu()
 
     def postprocess(self, state: RunState) -> EngineResult:
-        """Class probabilities + Grad-CAM overlay (and the lesion mask when found); see the module docstring."""
+        """Calibrated class probabilities + the fixed-scale map (and the lesion mask when found); see the module
+        docstring."""
         import torch
 
-        volume, photo = state.volume, state.inputs[0]
+        from engines.dermae.region import lesion_map
+
+        volume, photo, small = state.volume, state.inputs[0], state.inputs[1]
         logits, cam = state.outputs
-        probs = torch.softmax(logits.double(), 1)[0].numpy()
+        cal = self.calibration or {}
+        t = float(cal.get("temperature") or 1.0)
+        scale = float(cal.get("map_scale_logit_units") or DEFAULT_MAP_SCALE)
+        threshold = float(cal.get("map_threshold") or DEFAULT_MAP_THRESHOLD)
+        probs = torch.softmax(logits.double() / t, 1)[0].numpy()
         scores = {name: float(p) for name, p in zip(CLASS_NAMES, probs, strict=True)}
         top = int(np.argmax(probs))
-        norm, lo, hi = unit_map(cam[0].numpy())
+        evidence = cam.double().numpy() * cam.shape[-1] * cam.shape[-2] / t
+        shown = np.clip(lesion_map(evidence, small[None], scale)[0], 0.0, 1.0).astype(np.float32)
         notes: list[str] = []
-        if hi <= lo:
-            notes.append("Grad-CAM is zero everywhere for this photo (no positive evidence map).")
+        if not cal:
+            notes.append("These weights have no calibration.json of their own: scores are uncalibrated (T = 1) and "
+                         f"the map uses the default scale ({DEFAULT_MAP_SCALE} logit units).")
+        if float(shown.max()) < threshold:
+            notes.append(f"No map value reaches the display threshold {threshold:.2f}: little local evidence for "
+                         f"{CLASS_NAMES[top]}.")
         h, w = photo.shape[:2]
-        affine = volume.affine @ map_to_image_matrix(norm.shape, (h, w))
-        ov = Volume(norm, affine=affine, modality=volume.modality, spacing_known=volume.spacing_known,
+        affine = volume.affine @ map_to_image_matrix(shown.shape, (h, w))
+        ov = Volume(shown, affine=affine, modality=volume.modality, spacing_known=volume.spacing_known,
                     metadata={"class": CLASS_NAMES[top], "probability": float(probs[top]),
-                              "raw_cam_range": (lo, hi), "method": "Grad-CAM", "source": self.id})
+                              "scale_logit_units": scale, "temperature": t, "method": "Grad-CAM",
+                              "source": self.id})
         overlays = [Overlay(name=f"Grad-CAM · {CLASS_NAMES[top]}", kind="saliency", volume=ov,
-                            value_range=(0.0, 1.0), colormap="inferno",
-                            legend=f"{CLASS_NAMES[top]}: {LEGEND} (p = {probs[top]:.2f})", units="a.u.")]
+                            value_range=(0.0, 1.0), colormap="inferno", threshold=threshold,
+                            legend=(f"{CLASS_NAMES[top]}: {LEGEND} (1 = {scale:.2f} logit units; "
+                                    f"p = {probs[top]:.2f})"), units="fraction of the fixed evidence scale")]
         mask = self._find_mask(volume, (h, w))
         if mask is not None:
             mv = Volume(mask, affine=volume.affine.copy(), modality=volume.modality,
@@ -146,7 +175,9 @@ class DermaeEngine(ShippedWeightsEngine):
             overlays.append(Overlay(name="lesion mask (ground truth)", kind="mask", volume=mv, value_range=(0, 1),
                                     colormap="labels", legend="ISIC-2017 lesion segmentation (comparison layer)",
                                     label_names={1: "lesion"}))
-        notes.append("Research demo weights, not for clinical use; trained on 450 ISIC-2017 images at 64×64 px.")
+        notes.append("Research demo weights, not for clinical use; trained on 450 ISIC-2017 images at "
+                     f"{small.shape[0]}×{small.shape[1]} px on a 2-core CPU. See the model card for the comparison "
+                     "with the baseline.")
         return EngineResult(overlays=overlays, scores=scores, notes=notes)
 
     @staticmethod

@@ -70,6 +70,8 @@ CONFIGS: dict[str, DermaeConfig] = {
                           unet_channels=(192, 384, 576), patch_size=14, embed_dim=1280, depth=32, num_heads=16,
                           decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16,
                           student_widths=(32, 64, 128, 256)),
+    # the shipped student since issue 18: the demo student at 128 px (16 × 16 Grad-CAM grid)
+    "student128": DermaeConfig(name="student128", image_size=128),
 }
 
 

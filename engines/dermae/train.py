@@ -52,7 +52,7 @@ from engines.dermae.model import (
     encoder_state_from_mae,
     kd_loss,
 )
-from engines.dermae.weights_io import load_model, save_weights
+from engines.dermae.weights_io import load_model, read_meta, save_weights
 
 #: default steps per stage for the demo run (2-core CPU, ~15 min in all)
 DEFAULT_STEPS = {"ae": 400, "ldm": 800, "mae": 500, "teacher": 400, "student": 500}
@@ -88,6 +88,33 @@ def batch01(images: np.ndarray, idx: np.ndarray, gen: torch.Generator, augment: 
     grey = x.mean(1, keepdim=True)
     sat = 1 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
     return ((grey + (x - grey) * sat) * gain + bias).clamp(0, 1)
+
+
+def affine_jitter(x: torch.Tensor, gen: torch.Generator, scale: float = 0.15, shift: float = 0.08) -> torch.Tensor:
+    """Random zoom (× 1 ± ``scale``) and shift (± ``shift`` of the side) of ``x [B,3,S,S]``; borders replicate."""
+    b = x.shape[0]
+    z = 1 + (torch.rand(b, generator=gen) * 2 - 1) * scale
+    t = (torch.rand(b, 2, generator=gen) * 2 - 1) * shift * 2
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / z
+    theta[:, :, 2] = t
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def balanced_idx(labels: np.ndarray, b: int, gen: torch.Generator) -> np.ndarray:
+    """``b`` indices into ``labels``: a class drawn uniformly, then an image of that class (balanced sampler)."""
+    classes = np.unique(labels)
+    members = [np.flatnonzero(labels == c) for c in classes]
+    cls = torch.randint(0, len(classes), (b,), generator=gen).numpy()
+    pick = torch.rand(b, generator=gen).numpy()
+    return np.array([members[c][int(u * len(members[c]))] for c, u in zip(cls, pick, strict=True)])
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights ``N / (C · n_c)`` (1 for a balanced set)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return torch.tensor(len(labels) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 def norm_student(x01: torch.Tensor) -> torch.Tensor:
@@ -324,20 +351,30 @@ def stage_student(args: argparse.Namespace, cfg: DermaeConfig) -> dict[str, obje
     teacher = load_model(args.out / "teacher" / "model.safetensors", "teacher") if variant == "kd" else None
     model = StudentCNN(cfg)
     tr = Trainer(args, "student", model, cfg, "student", args.out / (args.name or f"student_{variant}"))
+    # class balance (issue 18): either every batch drawn class-balanced, or inverse-frequency weights in the loss
+    weight = class_weights(labels, cfg.num_classes).to(tr.device) if args.balance == "weights" else None
+    # the teacher sees the batch at its own training size (64 px for the shipped teacher)
+    t_size = read_meta(args.out / "teacher" / "model.safetensors")[0].image_size if teacher is not None else None
 
     def loss_fn(net: torch.nn.Module, gen: torch.Generator) -> torch.Tensor:
-        i = _idx(len(images), tr.batch, gen)
+        i = balanced_idx(labels, tr.batch, gen) if args.balance == "sampler" else _idx(len(images), tr.batch, gen)
         x01 = batch01(images, i, gen)
+        if args.jitter:
+            x01 = affine_jitter(x01, gen)
         y = torch.from_numpy(labels[i]).to(tr.device)
         logits = net(norm_student(x01).to(tr.device))
         if teacher is None:
-            return F.cross_entropy(logits, y)
+            return F.cross_entropy(logits, y, weight=weight, label_smoothing=args.label_smoothing)
         with torch.no_grad():
-            t_logits = teacher.to(tr.device)(norm_unit(x01).to(tr.device))
-        return kd_loss(logits, t_logits, y, args.temperature, args.alpha)
+            xt = x01 if x01.shape[-1] == t_size else F.interpolate(x01, size=(t_size, t_size), mode="area")
+            t_logits = teacher.to(tr.device)(norm_unit(xt).to(tr.device))
+        return kd_loss(logits, t_logits, y, args.temperature, args.alpha, class_weight=weight)
 
     return tr.fit(loss_fn, {"variant": variant, "train_images_real": n_real,
                             "train_images_synthetic": len(images) - n_real,
+                            "balance": args.balance, "affine_jitter": bool(args.jitter),
+                            "label_smoothing": args.label_smoothing,
+                            "train_counts": {CLASSES[c]: int((labels == c).sum()) for c in range(cfg.num_classes)},
                             "kd": {"temperature": args.temperature, "alpha": args.alpha} if teacher else None})
 
 
@@ -358,6 +395,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--alpha", type=float, default=0.7)
+    ap.add_argument("--balance", choices=["sampler", "weights", "none"], default="sampler",
+                    help="student class balance: class-balanced batches, inverse-frequency loss weights, or none")
+    ap.add_argument("--jitter", action="store_true", help="student: random zoom/shift augmentation")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="student cross-entropy label smoothing")
     ap.add_argument("--ddim-steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--synthetic-per-class", type=int, default=None, help="fixed count instead of balancing")

@@ -44,3 +44,21 @@ def load_model(path: Path, kind: str | None = None, config: DermaeConfig | None 
     model = MODELS[k](config or cfg)
     load_into(model, state, path)
     return model.eval()
+
+
+#: written by ``python -m engines.dermae.evaluate --write-calibration`` beside the weights
+CALIBRATION_FILE = "calibration.json"
+
+
+def read_calibration(weights: Path) -> dict | None:
+    """``calibration.json`` beside ``weights`` when it was fitted for this very file (same SHA-256), else None.
+
+    Keys: ``temperature`` (divides the logits; fitted on the validation split), ``map_scale_logit_units`` (Grad-CAM
+    evidence that maps to 1.0 on the fixed map scale; from the training split), ``map_threshold`` (display threshold
+    on that scale).
+    """
+    path = Path(weights).with_name(CALIBRATION_FILE)
+    if not path.is_file():
+        return None
+    cal = json.loads(path.read_text(encoding="utf-8"))
+    return cal if cal.get("weights_sha256") == sha256(Path(weights)) else None

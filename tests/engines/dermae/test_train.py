@@ -35,5 +35,7 @@ def test_whole_pipeline_few_steps(prepared_small: Path, tmp_path: Path) -> None:
     from engines.dermae.evaluate import evaluate
 
     res = evaluate(tmp_path / "student_kd" / "model.safetensors", prepared_small)
-    assert res["split"] == "held-out (test.npz)" and res["test_images"] == 24
-    assert 0 <= res["balanced_accuracy"] <= 1
+    assert res["validation_images"] == 24 and res["validation"]["metric"] == "balanced accuracy"
+    assert 0 <= res["engine_scores"]["balanced_accuracy"] <= 1 and res["validation"]["verdict"] in (
+        "better", "not better", "below")
+    assert {"before", "after", "after_crossfit"} <= set(res["calibration"]) and len(res["localisation"]) == 2
