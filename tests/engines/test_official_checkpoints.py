@@ -139,7 +139,7 @@ def test_hlip_official_checkpoint_converts_loads_strictly_and_scores_a_study(tmp
     probs = np.array([res.scores[c] for c in engine.classes])
     assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0, abs=1e-4)
     (ov,) = res.overlays
-    assert ov.volume.array.shape == (6, 14, 14)  # the 8×16×16 token grid of 48×224×224
+    assert ov.volume.array.shape == (48, 224, 224)  # the 6×14×14 token map upsampled to the model grid
     assert np.isfinite(ov.volume.array).all()
 
 
