@@ -12,6 +12,23 @@ Protocols (the paper's, on what ``../shared/data`` has):
 * **Head CT, 2 classes** — ("no significant abnormalities", "intracranial hemorrhage"), and **2-way** —
   ("intracranial hemorrhage", "no intracranial hemorrhage"): AUC and balanced accuracy (argmax).
 
+Engine against honest baselines (issue 18), on the same validation split (split.json: head CT by pseudo-patient
+group, MRI by patient; fixed seed), paired bootstrap 95 % intervals (:func:`engines.common.validation.compare`):
+
+* **head-CT haemorrhage AUC** (the card's and the app's verdict) — the engine's 2-way logit
+  ``exp(logit_scale)·(cos(img, ICH) − cos(img, no ICH))`` vs a logistic regression on the intensity histogram
+  (32 bins) + 32×32 pixels of the same prepared slices, fitted on the TRAINING groups only; resampled by group;
+* **MRI glioma AUC** — the same on the held-out patient's 9 studies (one patient: the interval over studies
+  understates the uncertainty);
+* **heatmap pointing game / mass in tumour** — the shipped map (per-token probability, brain tokens only) on the
+  held-out tumour studies vs the brain-mask-centre token / a constant map inside the brain.
+
+Calibration: a temperature per prompt family fitted on the validation logits (NLL), with the share of scores
+< 0.02 / > 0.98 and the ECE before, after (in-sample) and after with leave-one-group-out temperatures (honest).
+``main`` writes ``calibration.json`` (temperatures + heatmap gate, for this weights file's SHA-256) and
+``prompts.safetensors`` (the frozen encoder's vectors of the fixed prompts) beside the weights; the engine reads
+both.
+
 The paper's figures are quoted second-hand and marked unverified (no copy of the PDF offline).
 """
 
