@@ -14,6 +14,8 @@ Writes, per side (``train`` / ``val`` / ``test``):
   uint8 ``[N, 128, 128]``, ``labels`` int8 ``[N]`` (1 = tumour: > 200 whole-tumour pixels in the 240×240 slice;
   0 = healthy: no tumour pixel; -1 = 1–200 pixels, ambiguous, not used for training), ``patient``,
   ``modality`` str ``[N]``, ``slice_index`` int ``[N]``, ``boxes`` int32 ``[N, 4]``;
+* ``<out>/volumes_<side>.npz`` — evaluation only: the raw volumes as the app loads them, float32 ``[Z, H, W]``
+  under ``<patient>__<modality>`` (the engine's whole-volume pipeline runs on them), and ``spacing`` (mm along i, j, k);
 * ``<out>/gt_<side>.npz`` — evaluation only, never opened by ``train``/``train_ddpt``: ``wt128`` uint8
   ``[N, 128, 128]`` (the crops' whole-tumour masks) and ``wt_<patient>`` uint8 ``[Z, H, W]`` full volumes.
 
@@ -108,6 +110,19 @@ def prepare_side(data: Path, pts: list[str], size: int = SIZE, limit_slices: int
     return out, gt  # type: ignore[return-value]
 
 
+def write_volumes(data: Path, pts: list[str], path: Path) -> None:
+    """``volumes_<side>.npz``: every (patient, modality) raw volume and the voxel spacing (see the module docstring)."""
+    from viewer.io import load_volume
+
+    arrays: dict[str, np.ndarray] = {}
+    for p in pts:
+        for mod, fname in MODALITIES.items():
+            v = load_volume(data / p / fname)
+            arrays[f"{p}__{mod}"] = np.asarray(v.array, dtype=np.float32)
+            arrays["spacing"] = np.asarray(v.spacing, dtype=np.float64)
+    np.savez_compressed(path, **arrays)
+
+
 def prepare(data: Path, out: Path, limit_slices: int | None = None) -> dict[str, object]:
     """Write ``<out>/{train,val,test}.npz`` and ``<out>/gt_{train,val,test}.npz``; returns a summary."""
     split = make_split(data)
@@ -117,6 +132,8 @@ def prepare(data: Path, out: Path, limit_slices: int | None = None) -> dict[str,
         arrays, gt = prepare_side(data, list(split[side]), limit_slices=limit_slices)  # type: ignore[arg-type]
         np.savez_compressed(out / f"{side}.npz", **arrays)
         np.savez_compressed(out / f"gt_{side}.npz", **gt)
+        if limit_slices is None:
+            write_volumes(data, list(split[side]), out / f"volumes_{side}.npz")  # type: ignore[arg-type]
         lab = arrays["labels"]
         summary[side] = {"slices": int(len(lab)), "tumour": int((lab == 1).sum()), "healthy": int((lab == 0).sum()),
                          "ambiguous": int((lab == -1).sum())}
