@@ -122,8 +122,9 @@ class SceneThread:
     def _run(self) -> None:
         try:
             from viewer.views import vtk_scene
+            from viewer.views.vtk_setup import offscreen_window
 
-            window = vtk_scene.offscreen_window(*self._size)
+            window = offscreen_window(*self._size)
             self.scene = vtk_scene.Scene3D(self.document, render_window=window, on_change=self._want_frame,
                                            max_dim=self._max_dim, dispatch=self.post,
                                            only_layers=self._only_layers)

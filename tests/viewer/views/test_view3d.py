@@ -135,7 +135,7 @@ def test_offscreen_backend_on_offscreen_platform(make_view):
 @pytest.mark.parametrize("mirror", [False, True])
 def test_volume_sits_in_patient_frame(make_view, mirror):
     """The volume prop's world bounds equal the affine's voxel-centre bounds, oblique or mirrored."""
-    from viewer.views.vtk_scene import patient_bounds
+    from viewer.views.vtk_grid import patient_bounds
 
     vol = phantom(mirror)
     view = make_view(Document(vol), interactive=False)
