@@ -1,4 +1,8 @@
-"""The main window: menus from :mod:`app.actions`, the study views, drag and drop, recent files."""
+"""The main window: menus from :mod:`app.actions`, the study views, drag and drop, recent files.
+
+Engines, exports and annotation tools have their own controllers that the window owns
+(:mod:`app.engine_controller`, :mod:`app.export_controller`, :mod:`app.annotation_controller`).
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,29 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QActionGroup, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QInputDialog,
     QLabel,
-    QListWidget,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QVBoxLayout,
     QWidget,
 )
 
 import viewer.views  # noqa: F401  (configures pyqtgraph once)
 from app.actions import build_menus, install_shortcuts_over_text
+from app.annotation_controller import TOOLS, AnnotationController
 from app.autosave import Autosaver, autosave_path
+from app.export_controller import ExportController
 from app.loading import DEMO_STUDY, open_document
-from app.panels.dialogs import ok_cancel
 from app.panels.layer_panel import LayerPanel
-from app.screenshot import SCREEN, ExportOptions, compose_screenshot, save_widget_png
+from app.panels.pickers import ComparePicker, SeriesPicker
+from app.screenshot import ExportOptions
 from app.settings import Settings
 from viewer.io.errors import LoadError
 from viewer.model.document import Document
@@ -41,135 +42,6 @@ from viewer.model.window_level import window_for
 from viewer.views.study_view import StudyView
 
 DISCLAIMER = "Research software — not for clinical use."
-TOOLS = ("crosshair", "ruler", "ellipse", "arrow", "text")
-
-
-class AddAnnotation(QUndoCommand):
-    def __init__(self, document: Document, annotation) -> None:
-        super().__init__(f"Add {annotation.kind}")
-        self.document, self.annotation = document, annotation
-
-    def redo(self) -> None:
-        self.document.annotations.append(self.annotation)
-
-    def undo(self) -> None:
-        self.document.annotations.remove(self.annotation)
-
-
-class EditAnnotation(QUndoCommand):
-    """Replace an annotation by its edited copy (moved point, new text); undo puts the old one back."""
-
-    def __init__(self, document: Document, old, new) -> None:
-        super().__init__(f"Edit {old.kind}")
-        self.document, self.old, self.new = document, old, new
-
-    def _swap(self, current, other) -> None:
-        annotations = self.document.annotations
-        annotations[annotations.index(current)] = other
-
-    def redo(self) -> None:
-        self._swap(self.old, self.new)
-
-    def undo(self) -> None:
-        self._swap(self.new, self.old)
-
-
-class RemoveAnnotations(QUndoCommand):
-    def __init__(self, document: Document, annotations: list) -> None:
-        super().__init__(f"Delete {len(annotations)} annotation(s)")
-        self.document, self.annotations = document, annotations
-        self.indices = [document.annotations.index(a) for a in annotations]
-
-    def redo(self) -> None:
-        for a in self.annotations:
-            self.document.annotations.remove(a)
-
-    def undo(self) -> None:
-        for i, a in sorted(zip(self.indices, self.annotations, strict=True), key=lambda t: t[0]):
-            self.document.annotations.insert(i, a)
-
-
-class SeriesPicker(QDialog):
-    """Lets the user choose one of several series found in a folder."""
-
-    def __init__(self, candidates: list, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Choose a series")
-        self.candidates = candidates
-        lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"{len(candidates)} series were found. Open which one?"))
-        self.list = QListWidget()
-        self.list.addItems([c.description for c in candidates])
-        self.list.setCurrentRow(max(range(len(candidates)), key=lambda i: candidates[i].n_files))
-        self.list.itemDoubleClicked.connect(self.accept)
-        lay.addWidget(self.list)
-        lay.addWidget(ok_cancel(self, QDialogButtonBox.StandardButton.Open))
-
-    def chosen(self):
-        return self.candidates[self.list.currentRow()]
-
-
-class ExportDialog(QDialog):
-    """Screenshot options: resolution, crosshair and annotations, the whole layout or the focused view,
-    patient identifiers (off)."""
-
-    RESOLUTION_TITLES = {"native": "Native (one pixel per image pixel)", "2x": "2× the screen", "1x": "As on screen"}
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export screenshot")
-        lay = QVBoxLayout(self)
-        self.resolution_box = QComboBox()
-        for key, title in self.RESOLUTION_TITLES.items():
-            self.resolution_box.addItem(title, key)
-        lay.addWidget(QLabel("Resolution"))
-        lay.addWidget(self.resolution_box)
-        self.crosshair = QCheckBox("Draw the crosshair")
-        self.annotations = QCheckBox("Draw annotations (rulers, ROIs, arrows, texts)")
-        self.annotations.setChecked(True)
-        self.view_only = QCheckBox("Only the focused view (else the whole layout)")
-        self.include_patient = QCheckBox("Include patient name, ID and birth date")
-        for box in (self.crosshair, self.annotations, self.view_only, self.include_patient):
-            lay.addWidget(box)
-        lay.addWidget(ok_cancel(self))
-
-    def options(self) -> ExportOptions:
-        return ExportOptions(resolution=self.resolution_box.currentData(), crosshair=self.crosshair.isChecked(),
-                             annotations=self.annotations.isChecked(),
-                             include_patient=self.include_patient.isChecked())
-
-
-class ComparePicker(QDialog):
-    """Pick 2–4 overlay layers to compare side by side (the shown ones, top first, are ticked to start)."""
-
-    def __init__(self, layers: list, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Compare overlays")
-        self.layers = list(reversed(layers))  # top first, as in the layer list
-        lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("Tick 2 to 4 overlays; each gets its own linked viewport."))
-        self.list = QListWidget()
-        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        ticked = compare_preselection(self.layers)
-        for n, layer in enumerate(self.layers):
-            self.list.addItem(layer.name)
-            item = self.list.item(n)
-            item.setToolTip(layer.name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if layer in ticked else Qt.CheckState.Unchecked)
-        lay.addWidget(self.list)
-        lay.addWidget(ok_cancel(self))
-
-    def chosen(self) -> list:
-        return [la for n, la in enumerate(self.layers)
-                if self.list.item(n).checkState() == Qt.CheckState.Checked]
-
-
-def compare_preselection(layers_top_first: list) -> list:
-    """The overlays to tick at first: the shown ones, top first, up to 4; hidden ones fill up to 2."""
-    shown = [la for la in layers_top_first if la.visible][:4]
-    hidden = [la for la in layers_top_first if not la.visible]
-    return shown + hidden[: max(0, 2 - len(shown))]
 
 
 class MainWindow(QMainWindow):
@@ -211,6 +83,8 @@ class MainWindow(QMainWindow):
         engines_dock.raise_()
         self.engines.results_panel_shown = self.results_dock.raise_
         self.statusBar().addPermanentWidget(self.engines.job_status)  # stays visible during messages
+        self.annotation_tools = AnnotationController(self)
+        self.exports = ExportController(self)
         self._build_menus()
         self.autosaver = Autosaver(self)
         self.autosaver.view_state = self.view_state
@@ -226,7 +100,9 @@ class MainWindow(QMainWindow):
     # ---- menus ---------------------------------------------------------------------------------
     def _build_menus(self) -> None:
         def handler(action_id: str):
-            return getattr(self, f"on_{action_id}", None) or self._preset_handler(action_id)
+            name = f"on_{action_id}"
+            found = (getattr(owner, name, None) for owner in (self, self.annotation_tools, self.exports))
+            return next((h for h in found if h is not None), None) or self._preset_handler(action_id)
 
         self.actions_by_id, menus = build_menus(self, self.menuBar(), handler)
         install_shortcuts_over_text()
@@ -396,6 +272,10 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(self, "Restore work?", question)
         return answer == QMessageBox.StandardButton.Yes
 
+    def ask_text(self, title: str) -> str | None:
+        text, ok = QInputDialog.getText(self, "Lucent", title)
+        return text if ok else None
+
     def on_save_workspace(self) -> None:
         if self.document is None:
             return
@@ -455,10 +335,10 @@ class MainWindow(QMainWindow):
     def _install_view(self, view: QWidget) -> None:
         self.study_view = view
         self.study_view.hovered.connect(self._readout.setText)
-        self.study_view.annotation_drawn.connect(self.add_annotation)
-        self.study_view.annotation_edited.connect(self.edit_annotation)
-        self.study_view.annotation_text_requested.connect(self.edit_annotation_text)
-        tool = self.current_tool()
+        self.study_view.annotation_drawn.connect(self.annotation_tools.add_annotation)
+        self.study_view.annotation_edited.connect(self.annotation_tools.edit_annotation)
+        self.study_view.annotation_text_requested.connect(self.annotation_tools.edit_annotation_text)
+        tool = self.annotation_tools.current_tool()
         self.study_view.set_tool(None if tool == "crosshair" else tool)
         self.setCentralWidget(self.study_view)
         self.study_view.primary.setFocus()
@@ -488,110 +368,43 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
-    def on_export_screenshot(self) -> None:
-        if self.study_view is None:
-            return
-        dlg = ExportDialog(self)
-        if dlg.exec() != QDialog.DialogCode.Accepted:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", "lucent.png", "PNG (*.png)")
-        if path:
-            try:
-                self.save_screenshot(path, dlg.options(), focused_view_only=dlg.view_only.isChecked())
-            except OSError as exc:
-                self.show_error(f"Could not save the screenshot: {exc}")
-
+    # ---- export and annotation tools: app.export_controller, app.annotation_controller -------------------
     def save_screenshot(self, path: str | Path, options: ExportOptions | None = None,
                         focused_view_only: bool = False) -> None:
-        """Save the views as PNG with a legend footer (what is drawn, engine provenance), as ``options`` say
-        (default: native resolution, no crosshair, annotations, no patient identifiers)."""
-        if self.study_view is None:
-            raise RuntimeError("no study is open")
-        save_widget_png(self._screenshot_widget(focused_view_only), path, self.document, options or ExportOptions())
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        """Save the views as PNG with a legend footer, as ``options`` say (see
+        :meth:`app.export_controller.ExportController.save_screenshot`)."""
+        self.exports.save_screenshot(path, options, focused_view_only)
 
-    def _screenshot_widget(self, focused_view_only: bool) -> QWidget:
-        if not focused_view_only:
-            return self.study_view
-        views = list(self.study_view.views.values())
-        return next((v for v in views if v.hasFocus()), self.study_view.primary)
+    def export_layer(self, layer, path: str | Path) -> None:
+        """Write ``layer``'s volume as NIfTI; errors are shown, not raised."""
+        self.exports.export_layer(layer, path)
 
-    def on_copy_screenshot(self) -> None:
-        if self.study_view is not None:
-            QApplication.clipboard().setImage(compose_screenshot(self.study_view, self.document, SCREEN))
-            self.statusBar().showMessage("Screenshot copied to the clipboard", 3000)
+    def export_seg(self, layer, path: str | Path) -> None:
+        """Write the label layer ``layer`` as DICOM-SEG; errors are shown, not raised."""
+        self.exports.export_seg(layer, path)
 
-    def on_convert_nifti(self) -> None:
-        if self.document is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Save as NIfTI", "image.nii.gz", "NIfTI (*.nii.gz *.nii)")
-        if path:
-            self.export_layer(self.document.base_layer, path)
-
-    # ---- annotation tools ------------------------------------------------------------------------------
     def set_tool(self, name: str) -> None:
         """Current drawing tool for all views ("crosshair" to navigate)."""
-        self.actions_by_id[f"tool_{name}"].setChecked(True)
-        if self.study_view is not None:
-            self.study_view.set_tool(None if name == "crosshair" else name)
-
-    def on_tool_crosshair(self) -> None:
-        self.set_tool("crosshair")
-
-    def on_tool_ruler(self) -> None:
-        self.set_tool("ruler")
-
-    def on_tool_ellipse(self) -> None:
-        self.set_tool("ellipse")
-
-    def on_tool_arrow(self) -> None:
-        self.set_tool("arrow")
-
-    def on_tool_text(self) -> None:
-        self.set_tool("text")
+        self.annotation_tools.set_tool(name)
 
     def current_tool(self) -> str:
-        return next(n for n in TOOLS if self.actions_by_id[f"tool_{n}"].isChecked())
-
-    def ask_text(self, title: str) -> str | None:
-        text, ok = QInputDialog.getText(self, "Lucent", title)
-        return text if ok else None
+        return self.annotation_tools.current_tool()
 
     def add_annotation(self, annotation) -> None:
         """Add a drawn annotation (undoable); text and arrows ask for their label first."""
-        if self.document is None:
-            return
-        if annotation.kind in ("text", "arrow"):
-            text = self.ask_text("Label:" if annotation.kind == "arrow" else "Text:")
-            if text is None or (annotation.kind == "text" and not text.strip()):
-                return
-            annotation.text = text
-        self.undo_stack.push(AddAnnotation(self.document, annotation))
+        self.annotation_tools.add_annotation(annotation)
 
     def edit_annotation(self, old, new) -> None:
         """Put an edited copy of ``old`` in its place (undoable)."""
-        if self.document is not None and old in self.document.annotations:
-            self.undo_stack.push(EditAnnotation(self.document, old, new))
+        self.annotation_tools.edit_annotation(old, new)
 
     def edit_annotation_text(self, annotation) -> None:
         """Ask for a new label for a text or arrow annotation (undoable)."""
-        from viewer.model.annotations import Annotation
-
-        text = self.ask_text("Label:")
-        if text is not None and (text.strip() or annotation.kind == "arrow"):
-            self.edit_annotation(annotation, Annotation(annotation.kind, annotation.plane, annotation.points, text))
+        self.annotation_tools.edit_annotation_text(annotation)
 
     def on_delete_annotations(self) -> None:
         """Delete the annotations shown on the focused (or axial) view's current slice."""
-        if self.document is None or self.study_view is None:
-            return
-        from viewer.model.annotations import on_slice
-
-        view = next((v for v in self.study_view.views.values() if v.hasFocus()), self.study_view.primary)
-        doomed = [a for a in self.document.annotations
-                  if on_slice(a, self.document.base, view.mapping, view.slice_index)]
-        if doomed:
-            self.undo_stack.push(RemoveAnnotations(self.document, doomed))
+        self.annotation_tools.on_delete_annotations()
 
     def on_preferences(self) -> None:
         from app.panels.settings_dialog import SettingsDialog
@@ -609,47 +422,6 @@ class MainWindow(QMainWindow):
 
     def on_redo(self) -> None:
         self.undo_stack.redo()
-
-    def on_export_layer(self) -> None:
-        layer = self.layer_panel.selected_layer()
-        if layer is None:
-            return
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in layer.name)
-        path, _ = QFileDialog.getSaveFileName(self, "Export layer", f"{safe}.nii.gz", "NIfTI (*.nii.gz *.nii)")
-        if path:
-            self.export_layer(layer, path)
-
-    def export_layer(self, layer, path: str | Path) -> None:
-        """Write ``layer``'s volume (its own grid and affine) as NIfTI; errors are shown, not raised."""
-        from viewer.io import write_nifti
-
-        try:
-            write_nifti(layer.volume, path)
-        except LoadError as exc:
-            self.show_error(str(exc))
-            return
-        self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)
-
-    def on_export_seg(self) -> None:
-        from viewer.model.layers import LabelsLayer
-
-        layer = self.layer_panel.selected_layer()
-        if not isinstance(layer, LabelsLayer):
-            self.show_error("Select a label mask layer to export as DICOM-SEG.")
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export DICOM-SEG", "segmentation.dcm", "DICOM (*.dcm)")
-        if path:
-            self.export_seg(layer, path)
-
-    def export_seg(self, layer, path: str | Path) -> None:
-        from viewer.io.dicom_seg import write_dicom_seg
-
-        try:
-            write_dicom_seg(layer.volume, self.document.base, path, layer.label_names, layer.name)
-        except (LoadError, OSError) as exc:
-            self.show_error(str(exc))
-            return
-        self.statusBar().showMessage(f"Exported {layer.name} to {path}", 5000)
 
     def on_quit(self) -> None:
         self.close()

@@ -192,7 +192,7 @@ def test_compare_panes_show_layers_hidden_in_the_list_on_one_scale(cxr_window, q
         assert [cb.title for cb in pane.annotations.colorbars] == [layer.legend]
     assert a.value_range == b.value_range == (0.0, 2.0)  # one legend scale: same units
     # the picker ticks what the user sees first; 3 panes lie in one row (no empty grey quadrant)
-    from app.main_window import compare_preselection
+    from app.panels.pickers import compare_preselection
     from viewer.views.compare_view import pane_position
 
     c = HeatmapLayer(name="shown", volume=Volume(np.zeros((8, 8), np.float32)))
@@ -274,10 +274,10 @@ def test_infer_png_uses_the_screen_colours(cxr_window, qtbot, tmp_path):
 def test_shortcuts_work_with_the_focus_in_the_query_box(cxr_window, qtbot, monkeypatch):
     """ctrl+E exports wherever the focus is. On X11 a line edit claims ctrl+E ("end of line"): run this under
     Xvfb with QT_QPA_PLATFORM=xcb to see that case (the offscreen platform has no such key binding)."""
-    import app.main_window as mw
+    from app.panels.export_dialog import ExportDialog
 
     calls = []
-    monkeypatch.setattr(mw.ExportDialog, "exec", lambda self: calls.append(1) or QDialog.DialogCode.Rejected)
+    monkeypatch.setattr(ExportDialog, "exec", lambda self: calls.append(1) or QDialog.DialogCode.Rejected)
     cxr_window.activateWindow()  # key presses reach shortcuts only in the active window (xcb)
     qtbot.waitUntil(cxr_window.isActiveWindow, timeout=5000)
     edit = cxr_window.engines.query_bar.box.lineEdit()
