@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.screenshot import legend_lines
+from app.screenshot import ExportOptions, legend_lines
 from tests.conftest import REPO
 from tests.engines.toy_engine import ToyEngine
 from tests.viewer.io.dicom_factory import write_series
@@ -122,8 +122,8 @@ def test_include_patient_puts_them_in_the_legend(window, private_study, tmp_path
     for value in ("Zyxwvuq", "Privatina", PID):
         assert value in lines, lines
     assert BIRTH in lines or "1923-08-17" in lines, lines
-    window.save_screenshot(tmp_path / "without.png")
-    window.save_screenshot(tmp_path / "with.png", include_patient=True)
+    window.save_screenshot(tmp_path / "without.png", ExportOptions(resolution="1x"))
+    window.save_screenshot(tmp_path / "with.png", ExportOptions(resolution="1x", include_patient=True))
     h0, h1 = QImage(str(tmp_path / "without.png")).height(), QImage(str(tmp_path / "with.png")).height()
     assert h1 > h0  # one more legend line burnt in
     without = "\n".join(legend_lines(window.document))
