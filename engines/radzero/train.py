@@ -13,6 +13,13 @@ positive for both), loss :func:`engines.radzero.head.mp_nce` on VL-CABS logits /
 clamped to [0.01, 1]). AdamW, warm-up + cosine. Demo config: everything in the model is trained (the ViT from
 scratch: no pre-trained X-ray ViT offline); the paper config freezes ``vision_model`` as the authors do.
 
+Anatomy term (ours, issue 18; not in the paper): for training images with a lung region (lungVAE mask, else
+the union of the lung boxes; moved with the image's random affine), the VL-CABS attention of every positive
+sentence over the patch tokens should fall inside the lungs: ``L_lung = mean −log(Σ_i a_i r_i + 1e-4)`` with
+``a = softmax_i(cos/τ)`` over patches and ``r_i`` the lung fraction of token i; loss = MP-NCE +
+``--lung-weight`` · L_lung. Only training-split regions are used. ``--init`` warm-starts from a weights file
+(every tensor whose name and shape fit; e.g. the 16 × 16 patch model before the local stem was added).
+
 Logs one JSON line per step to ``<out>/train_log.jsonl``; writes ``<out>/model.safetensors`` (fp16, config
 in the metadata) and ``<out>/train_summary.json``. Afterwards the Dice threshold is chosen on the *training*
 images (:func:`engines.radzero.evaluate.choose_threshold_on_train`) and stored in the weights' metadata —
@@ -31,11 +38,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engines.common import train as scaffold
 from engines.radzero.head import mp_nce
 from engines.radzero.model import CONFIGS, RadZero, RadZeroConfig, to_input
 from engines.radzero.weights_io import save_weights
+from engines.weights import load_safetensors
 
 TAU_MIN, TAU_MAX = 0.01, 1.0
 
@@ -49,6 +58,11 @@ class SentenceBatches:
         self.sent_emb = torch.from_numpy(d["sent_emb"].astype(np.float32))
         ptr, idx = d["img_sent_ptr"], d["img_sent_idx"]
         self.sents = [idx[ptr[i]:ptr[i + 1]].tolist() for i in range(len(self.images))]
+        n = len(self.images)
+        has_mask, has_box = d["has_mask"][:n].astype(bool), d["has_box"][:n].astype(bool)
+        region = np.where(has_mask[:, None, None], d["lung_mask"][:n], d["box_mask"][:n])
+        self.regions = torch.from_numpy(region.astype(np.float32))  # [N, S, S] 0/1 (zeros: none)
+        self.has_region = torch.from_numpy(has_mask | has_box)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -79,12 +93,50 @@ def augment01(x01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x * AUG_STD + AUG_MEAN).clamp(-0.5, 1.5)
 
 
+def region_tokens(regions: torch.Tensor, theta: torch.Tensor | None, grid: int) -> torch.Tensor:
+    """Lung regions ``[B, S, S]`` (0/1), moved by the augmentation's affine ``theta`` ``[B, 2, 3]`` (None: none),
+    as the lung fraction of every token ``[B, grid·grid]`` (area average, row-major)."""
+    r = regions[:, None]
+    if theta is not None:
+        g = F.affine_grid(theta, list(r.shape), align_corners=False)
+        r = F.grid_sample(r, g, align_corners=False, padding_mode="zeros")
+    return F.adaptive_avg_pool2d(r, grid).flatten(1)
+
+
+def lung_attention_loss(scores: torch.Tensor, pos: torch.Tensor, region: torch.Tensor,
+                        has_region: torch.Tensor) -> torch.Tensor:
+    """``mean −log(Σ_i softmax(scores)_i · region_i + 1e-4)`` over positive pairs of images with a region.
+
+    Args:
+        scores: patch scores cos/τ ``[B, T, N]``; pos: ``[B, T]`` bool; region: ``[B, N]`` lung fraction per
+            token; has_region: ``[B]`` bool. Returns a scalar (0 when no pair qualifies).
+    """
+    mass = (scores.softmax(-1) * region[:, None, :]).sum(-1)  # [B, T]
+    use = pos & has_region[:, None]
+    if not bool(use.any()):
+        return scores.sum() * 0.0
+    return -torch.log(mass[use] + 1e-4).mean()
+
+
+def warm_start(model: RadZero, path: Path) -> list[str]:
+    """Copy every tensor of ``path`` whose name and shape fit into ``model``; returns the names left as built."""
+    sd = load_safetensors(path, None)
+    own = model.state_dict()
+    fit = {k: v.to(own[k].dtype) for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fit, strict=False)
+    return sorted(set(own) - set(fit))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = scaffold.train_parser("Train RadZero (MP-NCE, VL-CABS).", sorted(CONFIGS), steps=1400, batch_size=16)
     ap.add_argument("--max-sentences", type=int, default=6, help="sentences per image per step")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--no-threshold", action="store_true", help="skip choosing the Dice threshold afterwards")
+    ap.add_argument("--init", type=Path, default=None, help="warm start from this weights file (fitting tensors)")
+    ap.add_argument("--freeze-vision", action="store_true",
+                    help="keep vision_model as loaded (the paper freezes its pre-trained ViT; use with --init)")
+    ap.add_argument("--lung-weight", type=float, default=1.0, help="weight of the lung-attention term (0: off)")
     scaffold.add_run_args(ap, lr=5e-4, warmup=50)
     return ap.parse_args(argv)
 
@@ -97,7 +149,11 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit("this script trains configs with pre-computed sentence embeddings (demo); the paper "
                          "config needs MPNet token ids and its tokenizer, which are not available offline")
     ds = SentenceBatches(scaffold.find_npz(args.data, config.image_size, "train", "radzero"), args.limit)
-    model = RadZero(config).to(device)
+    model = RadZero(config)
+    fresh = warm_start(model, args.init) if args.init else None
+    if args.freeze_vision:
+        model.vision_model.requires_grad_(False)
+    model = model.to(device)
     net: torch.nn.Module = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -124,11 +180,17 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         ids = shard[pos_in_epoch:pos_in_epoch + args.batch_size]
         pos_in_epoch += args.batch_size
         x, t, pos = ds.batch(ids, args.max_sentences, rng)
+        theta = None
         if not args.no_augment:
+            theta = scaffold.random_affine(len(ids), torch.Generator().set_state(gen.get_state()))
             x = augment01(x, gen)
+        region = region_tokens(ds.regions[ids], theta, config.grid).to(device)
+        has_region = ds.has_region[ids].to(device)
         x, t, pos = to_input(x, config).to(device), t.to(device), pos.to(device)
-        logits, _ = net(x, t)
-        loss = mp_nce(logits, pos)
+        logits, scores = net(x, t)
+        nce = mp_nce(logits, pos)
+        lung = lung_attention_loss(scores, pos, region, has_region)
+        loss = nce + args.lung_weight * lung
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -138,7 +200,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             model.head_params.loss_temperature.clamp_(math.log(TAU_MIN), math.log(TAU_MAX))
         losses.append(loss.item())
         if log is not None:
-            rec = {"step": step, "loss": round(losses[-1], 6), "lr": sched.get_last_lr()[0],
+            rec = {"step": step, "loss": round(losses[-1], 6), "mp_nce": round(nce.item(), 6),
+                   "lung": round(lung.item(), 6), "lr": sched.get_last_lr()[0],
                    "tau": round(float(model.head_params.tau.detach()), 5), "sentences": int(t.shape[0]),
                    "time_s": round(time.time() - t0, 2)}
             log.write(json.dumps(rec) + "\n")
@@ -158,6 +221,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "first_50_mean": float(np.mean(losses[:50])) if losses else None,
         "last_50_mean": float(np.mean(losses[-50:])) if losses else None,
         "tau": float(model.head_params.tau.detach()),
+        "lung_weight": args.lung_weight, "freeze_vision": bool(args.freeze_vision or config.freeze_vision), "init": str(args.init) if args.init else None,
+        "init_left_as_built": fresh,
     }
     if rank == 0:
         assert log is not None

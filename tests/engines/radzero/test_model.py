@@ -91,7 +91,7 @@ def test_short_real_training_loss_falls(prepared_small: Path, tmp_path: Path, mo
     from engines.radzero.weights_io import load_model, threshold_of
 
     tiny = RadZeroConfig(name="tiny", image_size=112, patch_size=14, pos_grid=8, hidden=64, vision_layers=2,
-                         heads=2, align_layers=1)
+                         heads=2, align_layers=1, local_stride=8)
     monkeypatch.setitem(tr.CONFIGS, "tiny", tiny)
     args = tr.parse_args(["--data", str(prepared_small), "--config", "tiny", "--steps", "40", "--out",
                           str(tmp_path), "--batch-size", "8", "--lr", "1e-3", "--warmup", "5", "--no-augment",
@@ -101,7 +101,7 @@ def test_short_real_training_loss_falls(prepared_small: Path, tmp_path: Path, mo
     assert np.isfinite(losses).all()
     assert losses[-8:].mean() < 0.8 * losses[:8].mean(), (losses[:8], losses[-8:])
     log = (tmp_path / "train_log.jsonl").read_text().splitlines()
-    assert len(log) == 40 and "tau" in json.loads(log[-1])
+    assert len(log) == 40 and "tau" in json.loads(log[-1]) and "lung" in json.loads(log[-1])
     w = tmp_path / "model.safetensors"
     m = load_model(w)
     assert m.config.name == "tiny" and threshold_of(w) is None
@@ -109,6 +109,45 @@ def test_short_real_training_loss_falls(prepared_small: Path, tmp_path: Path, mo
 
     r = choose_threshold_on_train(w, prepared_small)
     assert threshold_of(w)[0] == pytest.approx(r["threshold"]) and "TRAINING" in threshold_of(w)[1]
+
+
+def test_local_stem_gives_a_finer_grid_and_starts_as_the_patch_model() -> None:
+    """Demo config: 28 × 28 tokens at 224 px; the stem's last conv starts at zero, so a warm start from the
+    16 × 16 patch model gives that model's tokens, bilinearly upsampled. The paper config has no stem."""
+    import torch.nn.functional as F
+
+    from engines.radzero.model import CONFIGS
+
+    assert CONFIGS["demo"].grid == 28 and CONFIGS["demo"].patch_grid == 16 and CONFIGS["paper"].grid == 37
+    assert not any(k.startswith("local_stem") for k in RadZero(CONFIGS["paper"]).state_dict())
+    cfg = RadZeroConfig(image_size=32, patch_size=8, pos_grid=4, hidden=16, vision_layers=1, heads=2,
+                        align_layers=1, local_stride=4)
+    torch.manual_seed(0)
+    m = RadZero(cfg).eval()
+    patch = RadZero(RadZeroConfig(**{**cfg.to_dict(), "local_stride": 0})).eval()
+    patch.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("local_stem")})
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        v, vp = m.encode_image(x), patch.vision_model(x)
+        vp = patch.align_transformer(vp)
+    assert v.shape == (2, 1 + 8 * 8, 16)
+    up = F.interpolate(vp[:, 1:].transpose(1, 2).reshape(2, 16, 4, 4), size=(8, 8), mode="bilinear",
+                       align_corners=False).flatten(2).transpose(1, 2)
+    want = m.head_params.layer_norm(torch.cat([vp[:, :1], up], 1))
+    torch.testing.assert_close(v, want)
+
+
+def test_lung_attention_loss_hand_computed() -> None:
+    from engines.radzero.train import lung_attention_loss, region_tokens
+
+    scores = torch.log(torch.tensor([[[1.0, 3.0]]]))  # softmax → [0.25, 0.75]
+    region = torch.tensor([[1.0, 0.0]])
+    loss = lung_attention_loss(scores, torch.tensor([[True]]), region, torch.tensor([True]))
+    assert loss.item() == pytest.approx(-np.log(0.25 + 1e-4), rel=1e-5)
+    assert lung_attention_loss(scores, torch.tensor([[True]]), region, torch.tensor([False])).item() == 0.0
+    r = torch.zeros(1, 4, 4)
+    r[0, :2, :2] = 1  # top-left quarter
+    np.testing.assert_allclose(region_tokens(r, None, 2).numpy(), [[1.0, 0.0, 0.0, 0.0]])
 
 
 def test_wrong_keys_are_named(tmp_path: Path) -> None:
