@@ -66,6 +66,9 @@ LIMITS = [
     "it learned from cover aerated lung), not where findings are. On the held-out film with right-sided lobar "
     "consolidation (streptococcus-pneumoniae-pneumonia-1.png) the map is dark over the consolidated lobe and "
     "bright over the clear lung. Read it as 'lung fields, coloured by similarity', not as a lesion marker.",
+    "The lung-field gate (a U-Net trained on the same lungVAE masks) also leaves out densely consolidated lung, so "
+    "a consolidation can be cut out of the map altogether. Fix left for later: train the lung term and the gate on "
+    "filled lung fields (lung boxes / hull of the masks) that include opacities.",
     "Zero-shot scores are not validated: below the pixel logistic-regression baseline (COVID-19 AUC below "
     "chance); calibration only makes them less sure, it does not make them right.",
     "Not validated on DICOM CR/DX from real scanners.",
