@@ -42,6 +42,9 @@ LIMITS = [
     "training fits the ~12 CPU-minute budget on this shared 2-core machine) with a 0.4 M-parameter network; the "
     "paper trained at 512 px on ~112k NIH images.",
     "Not validated on DICOM CR/DX from real scanners; MONOCHROME1 inversion is the reader's job.",
+    "The lung-field gate is a U-Net trained on lungVAE masks, which cover aerated lung: densely consolidated lung "
+    "can fall outside it, and the map is then blank over the very opacity it should mark (seen on held-out lobar "
+    "pneumonia). Fix left for later: train the gate on filled lung fields (lung boxes / hull of the masks).",
 ]
 
 
