@@ -1,7 +1,7 @@
 """dermae: dermoscopy classification under class imbalance (DESIGN §3.4, seed 001).
 
 Class-conditional latent diffusion balances the minority classes, an MAE-pretrained ViT teacher is fine-tuned
-and distilled into a small CNN student. Lucent ships a 128 px student trained with class-balanced batches (not
+and distilled into a small CNN student. Lucent ships a 128 px student trained with a class-balanced loss (not
 distilled: the demo teacher is near chance), calibrated on validation, with a fixed-scale Grad-CAM map inside the
 estimated lesion region (issue 18).
 

@@ -166,7 +166,7 @@ class DermaeEngine(ShippedWeightsEngine):
         overlays = [Overlay(name=f"Grad-CAM · {CLASS_NAMES[top]}", kind="saliency", volume=ov,
                             value_range=(0.0, 1.0), colormap="inferno", threshold=threshold,
                             legend=(f"{CLASS_NAMES[top]}: {LEGEND} (1 = {scale:.2f} logit units; "
-                                    f"p = {probs[top]:.2f})"), units="fraction of the fixed evidence scale")]
+                                    f"p = {probs[top]:.2f})"), units="fixed scale")]
         mask = self._find_mask(volume, (h, w))
         if mask is not None:
             mv = Volume(mask, affine=volume.affine.copy(), modality=volume.modality,

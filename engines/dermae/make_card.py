@@ -13,6 +13,7 @@ DERMAE pipeline run) stays shipped for reference and is re-evaluated into ``eval
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from engines.common import card as scaffold
@@ -32,14 +33,17 @@ LICENCE = ("Weights trained on ../shared/data/dermoscopy: 600 ISIC-2017 challeng
 #: the student shipped before issue 18 (git 1620e4d), evaluated the same way on the same split
 PREVIOUS = ("previous shipped student (64 px, distilled from the teacher, no class balance; git 1620e4d): balanced "
             "accuracy 0.327, melanoma recall 0/27, nevus predicted for 138/150 validation images")
+BALANCE_TEXT = {"sampler": "every batch drawn class-uniform", "weights": "inverse-frequency class weights in the "
+                "cross-entropy (natural sampling)", "none": "none"}
 LIMITS = [
     "Tiny data: 450 training images (melanoma 80, seborrheic keratosis 62, nevus 308); validation 150 images "
     "(27 / 20 / 103). One validation minority image moves its class F1 by several points; see the intervals.",
-    "The student is trained directly on the real training images with class-balanced batches; it is NOT distilled: "
+    "The student is trained directly on the real training images with class balancing (see Training); it is NOT "
+    "distilled: "
     "the shipped 64 px ViT teacher reaches balanced accuracy ~0.36 on validation (near chance), so distilling from "
     "it would teach its nevus bias. The paper's synthetic-image and MAE stages were not re-run at 128 px.",
     "No decision thresholds or class priors were tuned: the only held-out images are the validation split reported "
-    "here, and tuning on it would inflate its numbers. The class-balanced batches make the arg-max the "
+    "here, and tuning on it would inflate its numbers. The class balancing makes the arg-max the "
     "balanced-accuracy decision; in practice the student over-calls melanoma and seborrheic keratosis (see the "
     "nevus recall).",
     "The lesion-region estimate (colour threshold) misses faint lesions and can grab ink marks or a wide pale area; "
@@ -64,10 +68,26 @@ def _rows_md(comparisons: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _recipes(run: Path, names: list[str]) -> list[dict[str, Any]]:
+    """The student recipes trained for issue 18 and their validation numbers (from each folder's eval.json and
+    train_summary.json); the first is the shipped one."""
+    rows = []
+    for name in names:
+        ev = scaffold.read_json(run / name / "eval.json") if (run / name / "eval.json").exists() else {}
+        su = scaffold.read_json(run / name / "train_summary.json")
+        es = ev.get("engine_scores", {})
+        rows.append({"name": name, "balance": su.get("balance"), "steps": su.get("steps"),
+                     "balanced_accuracy": es.get("balanced_accuracy"), "macro_auc": es.get("macro_auc"),
+                     "recall": es.get("recall")})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = scaffold.card_parser("dermae", "Ship the DERMAE student and write the model card.")
     ap.add_argument("--student", default="student128", help="the run's student sub-folder to ship")
     ap.add_argument("--run-arg", default="runs/dermae", help="how --run is spelled in the commands")
+    ap.add_argument("--also", nargs="*", default=[],
+                    help="other student sub-folders of the run that were evaluated (their eval.json) and not shipped")
     args = ap.parse_args(argv)
     run = args.run / args.student
     scaffold.ship(run, OUT)
@@ -108,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         "trained_where": "student: this shared 2-core CPU, 1 torch thread (no GPU this session); teacher: the same "
                          "CPU in the earlier pipeline run",
         "previous": PREVIOUS,
+        "recipes_tried": _recipes(args.run, [args.student, *args.also]),
         "metrics": {"command": res["command"], "table": format_table(res)},
         "saliency": "Grad-CAM evidence of the top class (logit units / T) on a fixed scale, within the estimated "
                     "lesion region; display threshold in calibration.json",
@@ -133,6 +154,11 @@ def card_md(card: dict[str, Any], res: dict[str, Any], tres: dict[str, Any]) -> 
         *_rows_md(card["comparisons"]), "",
         f"Recall engine {e['recall']}; baseline {b['recall']}. Predicted counts engine {e['predicted_counts']}; "
         f"baseline {b['predicted_counts']}. Confusion of the engine (rows true MEL/SK/NEV): {e['confusion']}.", "",
+        *(["Student recipes trained (all on the same split; the shipped one, first, was picked by validation "
+            "balanced accuracy, so its validation numbers are slightly optimistic):", "",
+            *[f"- {r['name']}: class balance by {r['balance']}, {r['steps']} steps — balanced accuracy "
+              f"{r['balanced_accuracy']}, macro AUC {r['macro_auc']}, recall {r['recall']}"
+              for r in card["recipes_tried"]], ""] if len(card["recipes_tried"]) > 1 else []),
         "## Calibration", "",
         f"Temperature T = {cal['temperature']} fitted on the validation logits (NLL), stored in `calibration.json` "
         "and applied by the engine. Saturation (share of scores < 0.02 / > 0.98) and ECE (10 bins, top label):", "",
@@ -146,8 +172,8 @@ def card_md(card: dict[str, Any], res: dict[str, Any], tres: dict[str, Any]) -> 
         "against the ISIC lesion masks, vs a centred disc of the mean training lesion area:", "",
         *_rows_md(card["localisation"] or []), "",
         "## Training", "",
-        f"`{tr['command']}` — {tr['steps']} steps × batch {tr['batch_size']}, class balance: {tr['balance']} "
-        f"(every batch drawn class-uniform), zoom/shift jitter {tr['affine_jitter']}, label smoothing "
+        f"`{tr['command']}` — {tr['steps']} steps × batch {tr['batch_size']}, class balance: "
+        f"{BALANCE_TEXT.get(tr['balance'], tr['balance'])}, zoom/shift jitter {tr['affine_jitter']}, label smoothing "
         f"{tr['label_smoothing']}; {tr['time_s']} s on {tr['hardware']} ({card['trained_where']}). Loss (mean of "
         f"first → last 20 steps) {tr['first_20_mean']:.3f} → {tr['last_20_mean']:.3f}. Log: train_log.jsonl.", "",
         "## Teacher (reference only)", "",
