@@ -7,7 +7,8 @@ heatmap layers nested iso-surfaces from the threshold upwards coloured through t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from vtkmodules.vtkCommonCore import vtkLookupTable
@@ -19,8 +20,18 @@ from viewer.model import colormaps
 from viewer.model.layers import HeatmapLayer, LabelsLayer, Layer
 from viewer.views.vtk_grid import GridImage, grid_image
 
-if TYPE_CHECKING:
-    from viewer.views.vtk_scene import Scene3D
+
+class SurfaceHost(Protocol):
+    """What a layer's surfaces need from the 3D scene that shows them (:class:`viewer.views.vtk_scene.Scene3D`)."""
+
+    renderer: Any
+    max_dim: int
+    only_layers: Any
+
+    def listen(self, signal: Any, handler: Callable) -> None: ...
+    def unlisten(self, signal: Any, handler: Callable) -> None: ...
+    def changed(self) -> None: ...
+    def update_depth_peeling(self) -> None: ...
 
 
 def label_values(labels: np.ndarray, slab: int = 8) -> list[int]:
@@ -70,7 +81,7 @@ class LayerProps(ABC):
     #: layer fields whose change rebuilds the actors
     rebuild_on: ClassVar[frozenset[str]] = frozenset({"volume"})
 
-    def __init__(self, scene: Scene3D, layer: Layer) -> None:
+    def __init__(self, scene: SurfaceHost, layer: Layer) -> None:
         self.scene = scene
         self.layer = layer
         self.actors: list[vtkActor] = []
