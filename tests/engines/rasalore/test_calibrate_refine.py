@@ -52,3 +52,18 @@ def test_refine_grows_to_the_bright_region_inside_the_box() -> None:
     assert out[22:36, 22:38].all() and out.sum() == 14 * 16  # the whole lesion, nothing else
     assert not refine_one(np.zeros_like(pm), flair, brain).any()  # no stage-1 mask → nothing
     assert 0.2 < otsu(flair[brain]) < 0.9
+
+
+def test_card_shows_engine_baseline_verdict_and_calibration() -> None:
+    from engines.common.validation import verdict_of
+    from engines.rasalore.engine import RASALoREEngine
+
+    card = RASALoREEngine.card()
+    validated, summary = verdict_of(card)
+    assert card["validation"]["verdict"] in {"better", "not better", "below"}
+    assert validated == (card["validation"]["verdict"] == "better") and "baseline" in summary
+    table = card["metrics"]["table"]
+    assert "stage2_raw" in table and "baseline" in table and "[" in table  # side by side, with intervals
+    cal = card["calibration"]["test"]
+    assert cal["after"]["above_0.98"] <= cal["before"]["above_0.98"]
+    assert card["caveats"]  # the plain-words limits of the evaluation
