@@ -2,13 +2,21 @@
 
 Temperature scaling (Guo et al. 2017) divides the logits by one scalar ``T > 0`` fitted to minimise the negative
 log-likelihood on the *validation* split; ranks (and so AUC) do not change, only how sure the scores look.
-The engine stores ``T`` beside its weights and applies it at inference. torch + numpy only.
+The engine stores ``T`` beside its weights (:data:`CALIBRATION_FILE`, keyed by the weights' SHA-256) and applies it
+at inference only to that very file (:func:`read_fitted`). torch + numpy only.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
+
+#: What an engine's evaluate command writes beside the weights it fitted (temperatures, operating points).
+CALIBRATION_FILE = "calibration.json"
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, multiclass: bool, max_iter: int = 200) -> float:
@@ -91,3 +99,20 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 def calibration_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Saturation shares and ECE in one dict (``card.json["calibration"]``)."""
     return {**saturation(probs), "ece": expected_calibration_error(probs, labels)}
+
+
+def read_fitted(weights: Path, sha256: str | None = None, name: str = CALIBRATION_FILE) -> dict[str, Any] | None:
+    """The JSON file ``name`` beside ``weights`` when it was fitted for that very file, else None.
+
+    "Fitted for that file" means its ``weights_sha256`` equals the file's SHA-256 (``sha256`` when the caller
+    already has it, else computed); a file fitted for other weights, or none at all, gives None.
+    """
+    path = Path(weights).with_name(name)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if sha256 is None:
+        from engines.weights import sha256_file
+
+        sha256 = sha256_file(weights)
+    return data if data.get("weights_sha256") == sha256 else None

@@ -33,14 +33,14 @@ import numpy as np
 import torch
 
 from engines.common.baseline import LogisticBaseline, histogram_features, pixel_features
-from engines.common.calibration import calibration_report, fit_temperature
+from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.evaluate import evaluate_parser, publish, write_text_atomic
 from engines.common.train import find_npz
 from engines.common.validation import Comparison, Interval, compare, comparison_table, mean_of
 from engines.dermae.data import CLASSES, SHORT, to_tensor, to_unit
 from engines.dermae.metrics import auc_per_class, balanced_accuracy, confusion, f1_per_class
 from engines.dermae.region import centred_disc, lesion_map
-from engines.dermae.weights_io import CALIBRATION_FILE, load_model, read_meta, sha256
+from engines.dermae.weights_io import load_model, read_meta, sha256
 
 MINORITY = ("melanoma", "seborrheic_keratosis")
 BASELINE = "logistic regression on colour histograms + 32x32 pixels (training split)"
@@ -260,7 +260,6 @@ def write_calibration(res: dict[str, object], weights: Path) -> Path:
            "map_scale_fitted_on": "training split"}
     path = weights.with_name(CALIBRATION_FILE)
     write_text_atomic(path, json.dumps(out, indent=1) + "\n")
-    path.chmod(0o644)  # the atomic write's temporary file is private
     return path
 
 

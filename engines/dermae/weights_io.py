@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from engines.common.calibration import read_fitted
 from engines.dermae.model import MODELS, DermaeConfig
 from engines.weights import load_into, load_safetensors, save_state, sha256_file
 
@@ -46,8 +47,6 @@ def load_model(path: Path, kind: str | None = None, config: DermaeConfig | None 
     return model.eval()
 
 
-#: written by ``python -m engines.dermae.evaluate --write-calibration`` beside the weights
-CALIBRATION_FILE = "calibration.json"
 
 
 def read_calibration(weights: Path) -> dict | None:
@@ -57,8 +56,4 @@ def read_calibration(weights: Path) -> dict | None:
     evidence that maps to 1.0 on the fixed map scale; from the training split), ``map_threshold`` (display threshold
     on that scale).
     """
-    path = Path(weights).with_name(CALIBRATION_FILE)
-    if not path.is_file():
-        return None
-    cal = json.loads(path.read_text(encoding="utf-8"))
-    return cal if cal.get("weights_sha256") == sha256(Path(weights)) else None
+    return read_fitted(Path(weights))

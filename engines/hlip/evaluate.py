@@ -43,14 +43,13 @@ import numpy as np
 import torch
 
 from engines.common.baseline import LogisticBaseline, histogram_features, pixel_features
-from engines.common.calibration import calibration_report, fit_temperature
+from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.evaluate import evaluate_parser, publish
 from engines.common.validation import CaseMetric, Comparison, compare, comparison_table, mean_of
 from engines.hlip import reports
 from engines.hlip.metrics import balanced_accuracy, roc_auc, zero_shot_probs
 from engines.hlip.reports import REFERENCE_CLASS
 from engines.hlip.scoring import (
-    CALIBRATION_FILE,
     PROMPTS_FILE,
     Calibration,
     save_prompt_vectors,

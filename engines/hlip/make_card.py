@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 from engines.common import card as scaffold
+from engines.common.calibration import CALIBRATION_FILE
 from engines.common.validation import VERDICT_TEXT
 from engines.hlip.evaluate import evaluate, write_beside_weights
-from engines.hlip.scoring import CALIBRATION_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = scaffold.card_dir("hlip")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-CALIBRATION_FILE = "calibration.json"
 MAP_THRESHOLD = 0.5
 
 
@@ -55,20 +54,14 @@ class Calibration:
         from engines.common.evaluate import write_text_atomic
 
         write_text_atomic(path, json.dumps(asdict(self), indent=1) + "\n")
-        Path(path).chmod(0o644)  # a shipped file, readable by everyone (the temporary file was 0600)
 
     @classmethod
     def for_weights(cls, weights: Path, sha256: str | None = None) -> Calibration:
         """The calibration beside ``weights`` when it was fitted for that file, else the identity."""
-        p = Path(weights).parent / CALIBRATION_FILE
-        if not p.exists():
-            return cls()
-        d = json.loads(p.read_text(encoding="utf-8"))
-        if sha256 is None:
-            from engines.weights import sha256_file
+        from engines.common.calibration import read_fitted
 
-            sha256 = sha256_file(weights)
-        if d.get("weights_sha256") != sha256:
+        d = read_fitted(Path(weights), sha256)
+        if d is None:
             return cls()
         return cls(**{k: d[k] for k in ("weights_sha256", "temperature", "heatmap_validated", "heatmap_summary")
                       if k in d})
@@ -98,21 +91,13 @@ PROMPTS_FILE = "prompts.safetensors"
 def save_prompt_vectors(path: Path, texts: list[str], vectors: np.ndarray) -> None:
     """Store the frozen sentence encoder's vectors ``[T, 384]`` of the fixed prompts (texts in the metadata), so the
     engine scores a study without loading the encoder; only a typed query needs it. Atomic write."""
-    import os
-    import tempfile
-
     from safetensors.numpy import save_file
 
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"vectors": np.ascontiguousarray(vectors, dtype=np.float32)}, tmp,
-                  metadata={"texts": json.dumps(list(texts)), "encoder": "all-MiniLM-L6-v2 (frozen)"})
-        Path(tmp).chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from engines.common.evaluate import write_atomic
+
+    tensors = {"vectors": np.ascontiguousarray(vectors, dtype=np.float32)}
+    write_atomic(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={
+        "texts": json.dumps(list(texts)), "encoder": "all-MiniLM-L6-v2 (frozen)"}))
 
 
 def load_prompt_vectors(path: Path) -> dict[str, np.ndarray]:

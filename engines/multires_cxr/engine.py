@@ -43,16 +43,13 @@ MIN_SIDE = 32
 
 def read_calibration(weights: Path, labels: tuple[str, ...], sha256: str | None) -> dict[str, Any]:
     """Temperatures and operating points from ``calibration.json`` beside ``weights`` when it was fitted for this
-    file (same SHA-256 when known, same labels); otherwise T = 1 and threshold 0.5, marked ``fitted: False``."""
-    import json
+    file (same SHA-256, same labels); otherwise T = 1 and threshold 0.5, marked ``fitted: False``."""
+    from engines.common.calibration import read_fitted
 
-    path = weights.with_name("calibration.json")
     out: dict[str, Any] = {"temperature": np.ones(len(labels)), "operating_point": np.full(len(labels), 0.5),
                            "fitted": False}
-    if not path.exists():
-        return out
-    cal = json.loads(path.read_text(encoding="utf-8"))
-    if tuple(cal.get("labels", ())) != labels or (sha256 and cal.get("weights_sha256") not in (None, sha256)):
+    cal = read_fitted(weights, sha256)
+    if cal is None or tuple(cal.get("labels", ())) != labels:
         return out
     return {"temperature": np.asarray(cal["temperature"], dtype=np.float64),
             "operating_point": np.asarray(cal["operating_point"], dtype=np.float64), "fitted": True}

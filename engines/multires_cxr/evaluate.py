@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from engines.common.baseline import LogisticBaseline, pixel_features
-from engines.common.calibration import calibration_report, fit_temperature
+from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.cxr_findings import CANDIDATES, counts
 from engines.common.evaluate import evaluate_parser, publish, write_text_atomic
 from engines.common.image import resize_mask
@@ -45,7 +45,6 @@ from engines.common.validation import Comparison, compare, comparison_table, mea
 from engines.multires_cxr.data import MEAN, STD, sigmoid, uses_lung_fields
 from engines.multires_cxr.weights_io import load_model, sha256
 
-CALIBRATION_FILE = "calibration.json"
 BASELINE = "logistic regression on 64x64 pixels (train split)"
 
 

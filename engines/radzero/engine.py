@@ -42,7 +42,6 @@ feed, the engine refuses to load with a message naming the file.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,14 +112,12 @@ class RadZeroEngine(ShippedWeightsEngine):
     def calibration_of(path: Path) -> dict[str, Any]:
         """``calibration.json`` beside ``path`` when it was fitted for this very file (SHA-256), else the display
         threshold from the weights' metadata and T = 1."""
+        from engines.common.calibration import read_fitted
         from engines.radzero.weights_io import threshold_of
-        from engines.weights import sha256_file
 
-        cal = path.with_name("calibration.json")
-        if cal.exists():
-            d = json.loads(cal.read_text(encoding="utf-8"))
-            if d.get("weights_sha256") == sha256_file(path):
-                return d
+        fitted = read_fitted(path)
+        if fitted is not None:
+            return fitted
         thr = threshold_of(path)
         return {"score_temperature": 1.0, "map_threshold": thr[0] if thr else None}
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.baseline import LogisticBaseline, mean_mask, pixel_features
-from engines.common.calibration import calibration_report, fit_temperature
+from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.evaluate import evaluate_parser, publish, write_text_atomic
 from engines.common.train import find_npz
 from engines.common.validation import CaseMetric, Comparison, bootstrap, compare, comparison_table, mean_of
@@ -54,7 +54,6 @@ from engines.weights import sha256_file
 MIN_TRAIN, MIN_VAL = 10, 4
 BASELINE_PIXELS = 64
 BORDER = 0.1
-CALIBRATION_FILE = "calibration.json"
 
 #: The paper's figures are NOT quoted: no copy of arXiv 2504.07416 was reachable offline to check them.
 PAPER_FIGURES = ("unverified — RadZero's tables (zero-shot AUC/F1/ACC on CheXpert, ChestX-ray14, …; pointing "

@@ -16,7 +16,6 @@ numpy + safetensors only (the lung-field model is imported lazily).
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,11 @@ def save_prior(prior: np.ndarray, path: Path = PRIOR_FILE) -> None:
     """Write the average training lung mask ``[S, S]`` (values in [0, 1]) as fp16 safetensors (atomic)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({"prior": torch.from_numpy(np.asarray(prior, np.float32)).half().contiguous()}, str(tmp),
-              metadata={"what": "average lungVAE lung mask of the radzero training split, squashed to S x S"})
-    os.chmod(tmp, 0o644)
-    tmp.replace(path)
+    from engines.common.evaluate import write_atomic
+
+    tensors = {"prior": torch.from_numpy(np.asarray(prior, np.float32)).half().contiguous()}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={
+        "what": "average lungVAE lung mask of the radzero training split, squashed to S x S"}))
 
 
 @functools.lru_cache(maxsize=2)

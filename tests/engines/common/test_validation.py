@@ -83,3 +83,20 @@ def test_histograms_and_mean_mask():
     assert h[0, 0] == pytest.approx(1.0) and h[1, 1] == pytest.approx(1.0)
     m = mean_mask(np.stack([np.ones((2, 2)), np.zeros((2, 2))]))
     assert np.allclose(m, 0.5)
+
+
+def test_read_fitted_only_for_the_weights_it_was_fitted_for(tmp_path):
+    import json
+
+    from engines.common.calibration import read_fitted
+    from engines.common.evaluate import write_text_atomic
+    from engines.weights import sha256_file
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"weights")
+    assert read_fitted(weights) is None
+    write_text_atomic(tmp_path / "calibration.json", json.dumps({"weights_sha256": sha256_file(weights), "t": 2}))
+    assert (tmp_path / "calibration.json").stat().st_mode & 0o777 == 0o644
+    assert read_fitted(weights) == {"weights_sha256": sha256_file(weights), "t": 2}
+    weights.write_bytes(b"other weights")
+    assert read_fitted(weights) is None
