@@ -267,7 +267,11 @@ class ShippedWeightsEngine(Engine):
         weights = getattr(self, "weights", None)
         if weights is not None and Path(weights).resolve() != Path(self.default_weights()).resolve():
             return False, f"user-supplied weights ({Path(weights).name}): not validated by Lucent"
-        return verdict_of(self.card())
+        try:
+            card = self.card()
+        except (OSError, UnicodeDecodeError, ValueError):  # a damaged card.json validates nothing
+            return False, "the model card cannot be read - not validated"
+        return verdict_of(card)
 
     @classmethod
     def card_text(cls) -> str:

@@ -55,3 +55,15 @@ def test_engine_without_comparison_or_with_other_weights_is_not_validated(tmp_pa
     engine.weights = other
     validated, line = engine.validation()
     assert not validated and "mine.safetensors" in line
+
+
+def test_a_damaged_card_lists_the_engine_as_not_validated(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LUCENT_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / "multires_cxr").mkdir()
+    (tmp_path / "multires_cxr" / "card.json").write_bytes(b'{"validation": {"verdict": "bet')
+    engine = _engine()
+    assert engine.validation() == (False, "the model card cannot be read - not validated")
+    engines = EnginesPanel(lambda e: "card text")
+    qtbot.addWidget(engines)
+    engines.set_engines([engine], "radiograph")
+    assert NOT_VALIDATED in engines.list.item(0).text()
