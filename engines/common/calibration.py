@@ -105,12 +105,18 @@ def read_fitted(weights: Path, sha256: str | None = None, name: str = CALIBRATIO
     """The JSON file ``name`` beside ``weights`` when it was fitted for that very file, else None.
 
     "Fitted for that file" means its ``weights_sha256`` equals the file's SHA-256 (``sha256`` when the caller
-    already has it, else computed); a file fitted for other weights, or none at all, gives None.
+    already has it, else computed); a file fitted for other weights, none at all, or a damaged one gives None (the
+    engines then run uncalibrated and say so in their notes).
     """
     path = Path(weights).with_name(name)
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
     if sha256 is None:
         from engines.weights import sha256_file
 

@@ -100,3 +100,6 @@ def test_read_fitted_only_for_the_weights_it_was_fitted_for(tmp_path):
     assert read_fitted(weights) == {"weights_sha256": sha256_file(weights), "t": 2}
     weights.write_bytes(b"other weights")
     assert read_fitted(weights) is None
+    for damaged in (b'{"weights_sha256": "ab', b"[1, 2]", b"\xff\xfe"):
+        (tmp_path / "calibration.json").write_bytes(damaged)
+        assert read_fitted(weights) is None
