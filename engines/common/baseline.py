@@ -5,10 +5,15 @@
 * Features: :func:`pixel_features` (an image downsampled to a small square), :func:`histogram_features`
   (intensity or per-channel colour histograms).
 * :func:`mean_mask`: the average training mask (an "average anatomy" localisation baseline).
+* Volume-adaptive intensity thresholds (segmentation baselines): :data:`THRESHOLD_RULES` gives each rule's
+  parameter grid, :func:`threshold_cut` the cut of one rule on one image's intensities (so the cut follows that
+  image's own statistics) and :func:`choose_threshold` the rule/parameter with the best mean score over the
+  *training* cases it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,3 +109,96 @@ class LogisticBaseline:
         x = torch.as_tensor((np.asarray(features, dtype=np.float64) - self._mu) / self._sd)
         z = x @ self._w + self._b
         return (torch.softmax(z, 1) if self.multiclass else torch.sigmoid(z)).numpy()
+
+
+#: Intensity-threshold rules and their parameter grids (one value: the rule has no parameter).
+#: ``percentile``: the ``p``-th percentile of the region's intensities (a fixed share of the region is kept);
+#: ``mean_std``: mean + k·std; ``median_mad``: median + k·1.4826·MAD (robust: a large bright lesion moves the
+#: median and MAD less than the mean and std); ``otsu2``: two-level Otsu, the Otsu cut of the intensities above
+#: the region's Otsu cut (the brightest class; no parameter).
+THRESHOLD_RULES: dict[str, tuple[float, ...]] = {
+    "percentile": tuple(float(p) for p in range(80, 100)),
+    "mean_std": tuple(k / 4 for k in range(0, 17)),
+    "median_mad": tuple(k / 4 for k in range(0, 17)),
+    "otsu2": (0.0,),
+}
+
+#: How each rule reads in a table (``{param}`` is filled in).
+THRESHOLD_RULE_TEXT = {
+    "percentile": "p{param:g} percentile",
+    "mean_std": "mean + {param:g}·std",
+    "median_mad": "median + {param:g}·MAD",
+    "otsu2": "two-level Otsu",
+}
+
+
+def otsu_cut(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of ``values``: the histogram cut maximising the between-class variance."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    h, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(h).astype(np.float64)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(h * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between[:-1])) + 1])
+
+
+def threshold_cuts(values: np.ndarray, rules: Mapping[str, Sequence[float]] | None = None
+                   ) -> dict[tuple[str, float], float]:
+    """``{(rule, param): cut}`` for every rule and parameter of ``rules`` (default :data:`THRESHOLD_RULES`) on
+    one image's intensities ``values`` (e.g. its brain voxels); a voxel is "lesion" when above the cut."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("no intensities to threshold")
+    rules = THRESHOLD_RULES if rules is None else rules
+    mean, std = float(v.mean()), float(v.std())
+    med = float(np.median(v))
+    mad = 1.4826 * float(np.median(np.abs(v - med)))
+    out: dict[tuple[str, float], float] = {}
+    for rule, params in rules.items():
+        if rule == "percentile":
+            cuts = np.percentile(v, list(params))
+            out.update({(rule, float(p)): float(c) for p, c in zip(params, cuts, strict=True)})
+        elif rule == "mean_std":
+            out.update({(rule, float(k)): mean + k * std for k in params})
+        elif rule == "median_mad":
+            out.update({(rule, float(k)): med + k * mad for k in params})
+        elif rule == "otsu2":
+            first = otsu_cut(v)
+            upper = v[v > first]
+            out.update({(rule, float(k)): otsu_cut(upper) if upper.size > 1 else first for k in params})
+        else:
+            raise ValueError(f"unknown threshold rule {rule!r}")
+    return out
+
+
+def threshold_cut(values: np.ndarray, rule: str, param: float) -> float:
+    """The cut of one ``rule`` with parameter ``param`` on ``values`` (see :func:`threshold_cuts`)."""
+    return threshold_cuts(values, {rule: (float(param),)})[(rule, float(param))]
+
+
+def choose_threshold(scores: Sequence[Mapping[tuple[str, float], float]]) -> dict[str, dict]:
+    """Per rule, the parameter with the best mean score over the cases, and the best rule overall.
+
+    Args:
+        scores: one ``{(rule, param): score}`` per TRAINING case (higher is better, e.g. Dice per volume).
+
+    Returns:
+        ``{"rules": {rule: {"param", "score", "per_case"}}, "best": rule}``; ties go to the first rule and
+        parameter in the order of the first case's keys.
+    """
+    if not scores:
+        raise ValueError("no training cases to choose a threshold on")
+    keys = list(scores[0])
+    mean = {k: float(np.mean([s[k] for s in scores])) for k in keys}
+    best: dict[str, tuple[str, float]] = {}
+    for key in keys:
+        if key[0] not in best or mean[key] > mean[best[key[0]]]:
+            best[key[0]] = key
+    top = max(best, key=lambda r: mean[best[r]])  # first maximum wins
+    rules = {rule: {"param": key[1], "score": round(mean[key], 4),
+                    "per_case": [round(float(s[key]), 4) for s in scores]} for rule, key in best.items()}
+    return {"rules": rules, "best": top}

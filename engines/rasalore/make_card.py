@@ -42,8 +42,9 @@ LIMITS = [
     "Supervision of the network is slice labels only (> 200 whole-tumour pixels = tumour, 0 = healthy; 1–200 px "
     "left out) plus stage-1 pseudo-masks. The post-processing (threshold, brain erosion, component rule, FLAIR "
     "percentile) was chosen on the validation patient's whole-tumour label, so the validation numbers are tuning "
-    "numbers; only the test patient's are held out. The baseline's percentile was chosen on the training "
-    "patients' labels: it uses voxel labels the network never saw.",
+    "numbers; only the test patient's are held out. The baselines' rule and parameter were chosen on the training "
+    "patients' labels (voxel labels the network never saw); the same choice made on training + validation "
+    "patients (as the engine's post-processing saw the validation patient) is printed as a check.",
     "The FLAIR post-processing keeps only voxels brighter than a brain percentile — the same intensity cue the "
     "baseline uses; the engine's contribution there is which bright region is tumour. It is applied only when the "
     "volume is known to be FLAIR (\"flair\"/\"t2f\" in the file name or series description); other volumes get the "
@@ -84,6 +85,11 @@ def HONEST(res: dict[str, Any], post: dict[str, Any]) -> list[str]:  # noqa: N80
     t = res["test"]["per_sequence"]
     fl, t1 = t["flair"], t["t1c"]
     mc = post["map_calibration"]
+    b = res["baseline"]["per_sequence"]["flair"]
+    tv = res["baseline"]["check_fit_on_train_and_val"]["flair"]["strongest"]
+    val_rules = {r: v for r, v in res["val"]["baseline_variants"]["flair"]["fit_on_train"].items() if isinstance(v, dict)}
+    vo_rule = max(val_rules, key=lambda r: val_rules[r]["dice_volume"])
+    vo = val_rules[vo_rule]
     return [
         f"On FLAIR most of the gain comes from the post-processing, not the network: the raw stage-2 mask scores "
         f"Dice {fl['stage2_raw']['dice_volume']:.3f} on the held-out patient ({fl['stage2_raw']['fp_ml']:.0f} mL false "
@@ -94,12 +100,28 @@ def HONEST(res: dict[str, Any], post: dict[str, Any]) -> list[str]:  # noqa: N80
         f"T1c (and any volume not known to be FLAIR) is weak: Dice {t1['engine']['dice_volume']:.3f}, "
         f"{t1['engine']['fp_ml']:.0f} mL false positive, {t1['engine']['tumour_free_slices_marked']} of "
         f"{t1['engine']['tumour_free_slices']} tumour-free slices marked on the held-out patient. It beats its "
-        "baseline only because a T1c intensity threshold is a poor whole-tumour detector.",
-        f"The baseline's percentile was fitted on the two training patients (FLAIR p"
-        f"{res['baseline']['per_sequence']['flair']['percentile']:g}); the held-out tumour is large "
-        f"({fl['engine']['gt_ml']:.0f} mL), so a fixed percentile under-segments it (Dice "
-        f"{fl['baseline']['dice_volume']:.3f}). The review of issue 18 reported Dice 0.84/0.89 for a FLAIR "
-        "percentile + largest component; how its percentile was chosen is not recorded, ours uses training data only.",
+        "baselines only because a T1c intensity threshold is a poor whole-tumour detector.",
+        f"The verdict is against the strongest of four intensity baselines (brain percentile, mean + k·std, "
+        f"median + k·MAD, two-level Otsu; rule and parameter chosen on the two training patients): FLAIR "
+        f"{b['strongest']['text']} + largest component, Dice {fl['baseline']['dice_volume']:.3f} on the held-out "
+        f"patient against the engine's {fl['engine']['dice_volume']:.3f} ({_verdict_words(res)}). The earlier "
+        f"baseline, a fixed brain percentile (FLAIR p{b['percentile']:g}), cuts the held-out patient's large "
+        f"({fl['engine']['gt_ml']:.0f} mL) tumour (Dice {fl['baseline_pct']['dice_volume']:.3f}); it stays as the "
+        "second row. The review of issue 18 reported Dice 0.84/0.89 for a FLAIR percentile + largest component; "
+        "a threshold that follows the volume's own statistics reaches that range without test data.",
+        f"The margin over that baseline is small: {_diff(res, 'test', 'Dice per volume (flair)')} Dice per volume "
+        f"and {_diff(res, 'test', 'Dice per slice (flair)')} mean Dice per slice on the held-out patient, "
+        f"{_diff(res, 'val', 'Dice per volume (flair)')} and {_diff(res, 'val', 'Dice per slice (flair)')} on the "
+        "validation patient (engine − baseline, 95 % intervals over slices). On FLAIR a threshold that adapts to the "
+        "volume does nearly as well as the engine; with one held-out patient the \"better\" verdict says little about "
+        f"other patients. Had the rule been chosen on the validation patient alone (as the engine's post-processing "
+        f"was), it would have been {vo['text']} (validation Dice {vo['dice_volume']:.3f}, held-out "
+        f"{res['test']['baseline_variants']['flair']['fit_on_train'][vo_rule]['dice_volume']:.3f}); the baseline "
+        "used is the training-patient choice.",
+        f"Symmetry check: fitted on training + validation patients (the engine's post-processing was chosen on the "
+        f"validation patient) the strongest FLAIR rule is {tv['text']} (held-out Dice "
+        f"{res['test']['baseline_variants']['flair']['fit_on_train_and_val'][tv['rule']]['dice_volume']:.3f}); "
+        f"fitted on the training patients alone, {b['strongest']['text']}.",
         f"The point-activation heatmap does not localise the tumour: on the held-out patient "
         f"{fl['map']['mass_in_tumour']:.3f} of its mass lies in the tumour, against {fl['map']['constant_map_mass_in_tumour']:.3f}"
         f" for a constant map over the brain. Calibrated voxel-wise it never exceeds {mc['validation_max']:.2f} on the "
@@ -117,14 +139,24 @@ def HONEST(res: dict[str, Any], post: dict[str, Any]) -> list[str]:  # noqa: N80
     ]
 
 
+def _diff(res: dict[str, Any], side: str, metric: str) -> str:
+    """Engine − strongest baseline of ``metric`` on ``side`` with its interval (``0.020 [0.017, 0.023]``)."""
+    name = res["baseline"]["names"]["flair"]["baseline"]
+    c = next(c for c in res[side]["comparisons"] if c["metric"] == metric and c["baseline"] == name)
+    d = c["difference"]
+    return f"{d['value']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
 def _verdict_words(res: dict[str, Any]) -> str:
     v = res.get("validation")
     if not v:
         return "no baseline comparison"
     if v["verdict"] == "better":
-        return "beats the baseline on the held-out patient (FLAIR Dice per volume)"
-    return ("below baseline on validation - demo only" if v["verdict"] == "below"
-            else "not better than the baseline on validation - demo only")
+        return "beats the strongest intensity baseline on the held-out patient (FLAIR Dice per volume)"
+    return ("below the strongest intensity baseline on the held-out patient (FLAIR Dice per volume) - demo only"
+            if v["verdict"] == "below" else
+            "not better than the strongest intensity baseline on the held-out patient (FLAIR Dice per volume) - "
+            "demo only")
 
 
 def _calibration_lines(res: dict[str, Any]) -> list[str]:
@@ -212,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         "\"tumour present\" = the largest calibrated slice probability.", "",
         "## Read this before trusting the numbers", "",
         *[f"- {x}" for x in HONEST(res, post)], "",
-        "## Engine vs baseline", "",
+        "## Engine vs baselines", "",
         f"`{res['command']}`", "", "```", table, "```", "",
         "## Calibration of the slice score (tumour > 200 px vs none)", "",
         f"Platt scaling p = σ(a·z + b), a = {post['slice_calibration']['a']:.4f} (temperature "
