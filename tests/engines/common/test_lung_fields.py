@@ -79,3 +79,41 @@ def test_keep_largest_keeps_two_biggest_pieces() -> None:
     m[15:17, 15:17] = True  # 4 px (noise)
     k = keep_largest(m)
     assert k.sum() == 72 and not k[15, 15] and k[1, 1] and k[1, 10]
+
+
+# Held-out (test side of the split) films with dense consolidation and a lungVAE mask: lobar pneumonia of the right
+# upper + lower lobes, and right lower lobe pneumonia with loss of the hemidiaphragm. The gate trained on aerated
+# lung cut the consolidation out (0.76 and 0.87 of the filled lung field covered).
+CONSOLIDATION_CASES = ("streptococcus-pneumoniae-pneumonia-1.png", "pneumonia-7.png")
+
+
+@pytest.mark.parametrize("name", CONSOLIDATION_CASES)
+def test_gate_keeps_consolidated_lung(shared_data: Path, name: str) -> None:
+    from engines.common.image import resize_mask
+    from engines.common.lung_fields import fill_fields
+
+    cxr = shared_data / "cxr"
+    assert name in json.loads(SPLIT_FILE.read_text())["test"]
+    image = _read(cxr / "images" / name)
+    lung = _read(cxr / "lung_masks" / f"{Path(name).stem}_mask.png") > 127
+    size = 256
+    target = fill_fields(resize_mask(lung, size).astype(bool))
+    gate = resize_mask(lung_field_mask(image), size).astype(bool)
+    covered = (gate & target).sum() / target.sum()
+    outside = (gate & ~target).sum() / gate.sum()
+    assert covered >= 0.9, f"{name}: the gate covers only {covered:.2f} of the filled lung field"
+    assert outside <= 0.15, f"{name}: {outside:.2f} of the gate lies outside the filled lung field"
+
+
+def test_fill_fields_hulls_each_lung_without_bridging() -> None:
+    from engines.common.lung_fields import fill_fields
+
+    m = np.zeros((40, 40), bool)
+    m[5:35, 3:15] = True
+    m[15:25, 8:15] = False          # a bite out of the "right lung" (consolidation), open to the medial side
+    m[5:35, 25:37] = True
+    m[18:22, 28:32] = False         # a hole in the "left lung"
+    f = fill_fields(m)
+    assert f[15:25, 8:15].all() and f[18:22, 28:32].all()
+    assert not f[:, 16:24].any()    # the mediastinum between the lungs stays out
+    assert (f >= m).all()
