@@ -3,7 +3,8 @@
 Issue 18 found the ungated map bright outside the lungs (41 % of its peaks in the outer image border). The gate
 is, in this order of preference:
 
-1. :func:`engines.common.lung_fields.lung_field_mask` — a tiny U-Net trained on the training side's lungVAE masks —
+1. :func:`engines.common.lung_fields.lung_field_mask` — a tiny U-Net trained on the filled lung fields (per-lung
+   convex hulls of the training side's lungVAE masks, output hulled per lung, so dense consolidation is inside) —
    when its weights are shipped (``resources/weights/lung_fields/model.safetensors``);
 2. else the **average training lung mask** ≥ 0.5 (:func:`engines.common.baseline.mean_mask` of the training split's
    lungVAE masks, at 224 px squashed to the image's shape), shipped as ``resources/weights/radzero/lung_prior.

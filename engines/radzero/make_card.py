@@ -55,20 +55,23 @@ LIMITS = [
     "lesion boxes or masks. The lung-attention training term uses the training split's lungVAE masks/boxes, so "
     "the map is pulled towards the lungs in general, not towards lesions.",
     "The map is gated to the lung fields: whatever the model says outside them is not shown. The gate is the "
-    "lung-field U-Net when shipped, else the average training lung mask >= 0.5, which does not follow a "
-    "patient's own lungs (shifted or rotated films).",
+    "lung-field U-Net when shipped (filled lung fields: trained on per-lung convex hulls of the lungVAE masks and "
+    "hulled per lung, so dense consolidation lies inside it), else the average training lung mask >= 0.5, which "
+    "does not follow a patient's own lungs (shifted or rotated films). The filled gate is larger than the aerated "
+    "lungVAE masks the localisation is scored against (it takes in consolidation, the costophrenic recesses and a "
+    "wedge of the left heart border), so 'mass inside lung mask' and the gate's Dice are a little lower than with "
+    "the old aerated-lung gate.",
     "The score temperature is fitted on the same validation split the AUC is measured on (it changes no ranking; "
     "the cross-fitted ECE is the honest calibration figure).",
     "The paper config (XrayDINOv2 + MPNet) is implemented and loads the official key list strictly, but it was "
     "not trained here; it runs in the app when converted, with the all-mpnet-base-v2 vocabulary (vocab.txt) "
     "beside it.",
-    "What the map shows: the lung-attention term taught it where the AERATED lung fields are (the lungVAE masks "
-    "it learned from cover aerated lung), not where findings are. On the held-out film with right-sided lobar "
-    "consolidation (streptococcus-pneumoniae-pneumonia-1.png) the map is dark over the consolidated lobe and "
-    "bright over the clear lung. Read it as 'lung fields, coloured by similarity', not as a lesion marker.",
-    "The lung-field gate (a U-Net trained on the same lungVAE masks) also leaves out densely consolidated lung, so "
-    "a consolidation can be cut out of the map altogether. Fix left for later: train the lung term and the gate on "
-    "filled lung fields (lung boxes / hull of the masks) that include opacities.",
+    "What the map shows: the lung-attention term taught it where the AERATED lung fields are (the term used the "
+    "training split's lungVAE masks, which cover aerated lung; RadZero was not retrained with the filled fields), "
+    "not where findings are. On the held-out film with right-sided lobar consolidation "
+    "(streptococcus-pneumoniae-pneumonia-1.png) the consolidated lobe now lies inside the gate, but the map itself "
+    "may still be darker there than over the clear lung. Read it as 'lung fields, coloured by similarity', not as "
+    "a lesion marker.",
     "Zero-shot scores are not validated: below the pixel logistic-regression baseline (COVID-19 AUC below "
     "chance); calibration only makes them less sure, it does not make them right.",
     "Not validated on DICOM CR/DX from real scanners.",
