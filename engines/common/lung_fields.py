@@ -1,4 +1,9 @@
-"""Lung fields on a chest radiograph: a tiny U-Net trained on the shared lungVAE lung masks (Qt-free).
+"""Filled lung fields on a chest radiograph: a tiny U-Net trained on per-lung convex hulls of the shared lungVAE
+lung masks (Qt-free).
+
+The lungVAE masks cover aerated lung only; a gate trained on them cut dense consolidation out of the maps. The
+target is therefore :func:`fill_fields` of each mask (each lung replaced by its convex hull, left and right kept
+apart), and :func:`lung_field_mask` hulls the network's two largest pieces the same way.
 
 The CXR engines gate their maps with :func:`lung_field_mask` so that nothing outside the lungs is lit, and score
 localisation against it. This module imports no engine; training and evaluation need torch + numpy +
@@ -16,9 +21,10 @@ Command lines (split: ``engines/multires_cxr/split.json``, by patient with near-
     python -m engines.common.lung_fields evaluate --weights resources/weights/lung_fields/model.safetensors
     python -m engines.common.lung_fields ship --run runs/lung_fields --data data_prepared/lung_fields
 
-Evaluation: Dice per held-out image at ``SIZE`` px of the thresholded (0.5) probability against the lungVAE
-mask, beside the baseline "average training lung mask ≥ 0.5", with paired bootstrap intervals
-(:func:`engines.common.validation.compare`).
+Evaluation: Dice per held-out image at ``SIZE`` px of the post-processed mask against the target the weights were
+trained on (metadata ``target``: ``filled``, or ``aerated`` for older files) and against the other one, beside the
+baseline "average training target ≥ 0.5", with paired bootstrap intervals
+(:func:`engines.common.validation.compare`); plus the share of the filled target the mask covers.
 """
 
 from __future__ import annotations
