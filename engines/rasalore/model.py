@@ -203,6 +203,8 @@ class Mask_Decoder(nn.Module):  # noqa: N801
         self.norm1 = nn.LayerNorm(e)
         self.norm2 = nn.LayerNorm(p)
         self.cross_attention_dropout = nn.Dropout(cfg.dropout)
+        #: Set by :func:`for_inference`: run the first transposed conv through :meth:`_folded_upsample`.
+        self.fold_upsample = False
 
     def forward(self, image_emb: Tensor, sparse_emb: Tensor) -> Tensor:
         b, p, e = sparse_emb.shape
@@ -211,8 +213,42 @@ class Mask_Decoder(nn.Module):  # noqa: N801
         tok_pos = (image_emb + self.positional_encoding).flatten(2).transpose(1, 2)
         att, _ = self.cross_attention(sparse_emb, tok, tok_pos, need_weights=False)
         pts = self.norm1(self.cross_attention_dropout(att) + sparse_emb)  # [B, P, e]
+        if self.fold_upsample:
+            return self.upsample[1:](self._folded_upsample(tok, pts, g))
         out = self.norm2(torch.bmm(tok, pts.transpose(1, 2)))  # [B, G², P]
         return self.upsample(out.transpose(1, 2).reshape(b, p, g, g))
+
+    def _folded_upsample(self, tok: Tensor, pts: Tensor, g: int) -> Tensor:
+        """``upsample[0](norm2(tok @ ptsᵀ))`` without forming the ``[B, P, G, G]`` product (same function).
+
+        The product ``M[p, y, x] = Σ_c pts[p, c] · tok[y, x, c]`` is linear in the ``e`` token channels, and the
+        LayerNorm over ``p`` only shifts and scales each location: its mean is ``p̄ · tok`` and its (biased)
+        variance ``tokᵀ Σ tok`` with ``Σ`` the covariance of the points. So the transposed conv over ``P``
+        channels equals one over ``e + 2`` channels — ``tok / s``, ``−μ / s`` and ones — with per-slice
+        weights ``Σ_p pts[p, c] · γ_p · W[p]``, ``Σ_p γ_p · W[p]`` and ``Σ_p β_p · W[p]`` (γ, β: the norm's
+        affine; s = √(var + eps)). For the demo config that is 50 instead of 1024 input channels.
+        ``tok [B, G², e]``, ``pts [B, P, e]`` → ``[B, dec0, 2G, 2G]``.
+        """
+        conv, norm = self.upsample[0], self.norm2
+        b, p, e = pts.shape
+        w = conv.weight  # [P, O, k, k]
+        o, k = w.shape[1], w.shape[2:]
+        w_gamma = (w * norm.weight[:, None, None, None]).flatten(1)  # [P, O·k·k]
+        mean = pts.mean(1)  # [B, e]
+        centred = pts - mean[:, None]
+        cov = centred.transpose(1, 2) @ centred / p  # [B, e, e]
+        mu = tok @ mean[:, :, None]  # [B, G², 1]
+        var = ((tok @ cov) * tok).sum(-1, keepdim=True).clamp_min(0)
+        inv_s = torch.rsqrt(var + norm.eps)
+        z = torch.cat([tok * inv_s, -mu * inv_s, torch.ones_like(mu)], -1)  # [B, G², e + 2]
+        per_slice = torch.cat([
+            pts.transpose(1, 2) @ w_gamma,  # [B, e, O·k·k]
+            w_gamma.sum(0).expand(b, 1, -1),
+            (w * norm.bias[:, None, None, None]).flatten(1).sum(0).expand(b, 1, -1)], 1)
+        x = z.transpose(1, 2).reshape(1, b * (e + 2), g, g)
+        y = F.conv_transpose2d(x, per_slice.reshape(b * (e + 2), o, *k), conv.bias.repeat(b), conv.stride,
+                               conv.padding, groups=b)
+        return y.view(b, o, y.shape[-2], y.shape[-1])
 
 
 class LoRE(nn.Module):
@@ -263,6 +299,8 @@ def for_inference(model: RASALoRE) -> RASALoRE:
 
     * each stride-1 ``ConvTranspose2d`` of the Refinement Block becomes the equivalent ``Conv2d`` (kernel flipped,
       in/out swapped, padding ``k - 1 - p``), and every ``BatchNorm2d`` there is folded into the conv before it;
+    * the decoder's first transposed conv is folded through the token–point product
+      (:meth:`Mask_Decoder._folded_upsample`): ``e + 2`` instead of ``P`` input channels;
     * channels-last memory format, which the oneDNN convolutions prefer.
 
     Outputs match the original model to float rounding (a test checks it); the state dict's keys change, so
@@ -278,6 +316,7 @@ def for_inference(model: RASALoRE) -> RASALoRE:
                 if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
                     block[i] = _fold_batchnorm(block[i], block[i + 1])
                     block[i + 1] = nn.Identity()
+    model.decoder.fold_upsample = True
     return model.to(memory_format=torch.channels_last)
 
 

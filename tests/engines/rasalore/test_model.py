@@ -140,7 +140,8 @@ def test_attention_is_the_authors_per_head_softmax() -> None:
 
 
 def test_inference_rewrite_keeps_the_function() -> None:
-    """for_inference (transposed convs → convs, batch norm folded, channels-last) changes no output."""
+    """for_inference (transposed convs → convs, batch norm folded, decoder upsample folded through the
+    token–point product, channels-last) changes no output."""
     import copy
 
     from engines.rasalore.model import for_inference
@@ -152,10 +153,13 @@ def test_inference_rewrite_keeps_the_function() -> None:
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.data.normal_()
         bn.bias.data.normal_()
+    m.decoder.norm2.weight.data.normal_()  # the folded upsample carries the norm's affine: make it matter
+    m.decoder.norm2.bias.data.normal_()
     m.eval()
     fast = for_inference(copy.deepcopy(m))
     kinds = {type(mod) for mod in fast.encoder.adapter1.modules()}
     assert torch.nn.ConvTranspose2d not in kinds and torch.nn.BatchNorm2d not in kinds
+    assert fast.decoder.fold_upsample
     x = torch.rand(3, 1, 128, 128)
     with torch.no_grad():
         for a, b in zip(m(x), fast(x.contiguous(memory_format=torch.channels_last)), strict=True):
