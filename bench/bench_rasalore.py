@@ -5,7 +5,7 @@ Usage: ``python bench/bench_rasalore.py [--repeats 3] [--threads 2] [--paper]``
 Measures (median / p90 over ``--repeats`` runs after one warm-up):
 
 * ``engine.run`` end to end on a real 240×240×155 FLAIR (../shared/data/brain_mri, BRATS 2013 pat0001 — the
-  held-out patient; synthetic when absent): brain mask, normalisation, per-slice crop + network + paste-back,
+  validation patient; synthetic when absent): brain mask, normalisation, per-slice crop + network + paste-back,
   overlays. Divided by the number of brain slices it ran on → per-slice latency;
 * the network forward alone on one 128² slice (demo), and with ``--paper`` the paper config (untrained);
 * GPU throughput (slices/s, batch 64, fp32) when CUDA is available.

@@ -132,11 +132,23 @@ def HONEST(res: dict[str, Any], post: dict[str, Any]) -> list[str]:  # noqa: N80
         "percentile only; FLAIR Dice 0.531), after which the in-box region growing was added to the grid; the choice "
         "between them was then made on the validation patient (0.855 vs 0.853 — nearly a tie). Treat 0.877 as "
         "optimistic.",
-        "Speed: one 240×240×155 FLAIR (130 brain slices) takes 6.3 s with 2 threads on this 2-core CPU when it was "
-        "quiet (load 0.7; bench/bench_rasalore.py), 10.8 s on 1 thread under load ~3, 31 s with 2 threads while other "
-        "jobs ran; the 5 s target of issue 18 is not met: the network alone costs ~0.043 s per slice (5.6 s), the "
-        "preprocessing and post-processing ~0.7 s. Meeting it needs a smaller network (retraining).",
+        _speed_line(),
     ]
+
+
+def _speed_line() -> str:
+    """The measured CPU latency (bench/results/rasalore.json, written by ``python bench/bench_rasalore.py``)."""
+    f = Path(__file__).resolve().parents[2] / "bench" / "results" / "rasalore.json"
+    if not f.exists():
+        return "Speed: not measured (run python bench/bench_rasalore.py)."
+    b = json.loads(f.read_text())
+    run = next(iter(b["results"].values()))
+    return (f"Speed: one 240×240×155 FLAIR ({b['brain_slices']} brain slices) takes {run['median_s']:.1f} s (median "
+            f"of {run['repeats']}, p90 {run['p90_s']:.1f} s) with {b['threads']} threads on this {b['cpu_count']}-core "
+            f"CPU, load average {b['load_average_before'][0]:.1f} before the run ({b['per_slice_s'] * 1000:.0f} ms per "
+            f"brain slice; python bench/bench_rasalore.py). The issue-18 target of 5 s is "
+            f"{'met' if b['target_met'] else 'NOT met'} on a quiet machine; with other jobs sharing the two cores it "
+            "takes proportionally longer.")
 
 
 def _diff(res: dict[str, Any], side: str, metric: str) -> str:
