@@ -159,6 +159,23 @@ def resample_to_grid(overlay: Volume, base: Volume, nearest: bool) -> np.ndarray
     return np.asarray(sampler.sample(0), dtype=np.float32)
 
 
+#: TrueType fonts with the legends' glyphs (τ, en dash, ≥ …), tried in order; Pillow's built-in font lacks some.
+LEGEND_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf")
+
+
+def legend_font(size: int = 12) -> Any:
+    """A Pillow font for the PNG legend strip: DejaVu Sans (setup installs fonts-dejavu-core) of ``size`` px, else
+    Pillow's default."""
+    from PIL import ImageFont
+
+    for name in LEGEND_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)
+
+
 def render_png(base: Volume, overlay: Overlay, path: Path) -> Path:
     """Write ``overlay`` colour-mapped and blended over the 2D ``base`` image as PNG, with a legend strip.
 
@@ -186,18 +203,19 @@ def render_png(base: Volume, overlay: Overlay, path: Path) -> Path:
     canvas = Image.new("RGB", (w, h + 28), (0, 0, 0))
     canvas.paste(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB"), (0, 0))
     draw = ImageDraw.Draw(canvas)
+    font = legend_font()
     if is_mask:
         x = 4
         for value, label in sorted(overlay.label_names.items()) or [(1, overlay.name)]:
             draw.rectangle((x, h + 8, x + 10, h + 18), fill=colormaps.label_colour(int(value)))
-            draw.text((x + 14, h + 7), str(label), fill=(255, 255, 255))
-            x += 24 + 7 * len(str(label))
+            draw.text((x + 14, h + 6), str(label), fill=(255, 255, 255), font=font)
+            x += 24 + int(draw.textlength(str(label), font=font))
     else:
         bar_w = max(16, min(160, w // 3))
         strip = colormaps.lut(name)[np.linspace(0, 255, bar_w).astype(np.uint8)][None, :, :3].repeat(10, 0)
         canvas.paste(Image.fromarray(np.ascontiguousarray(strip), "RGB"), (4, h + 9))
         text = f"{lo:g}-{hi:g} {overlay.units}  {overlay.legend or overlay.name}".strip()
-        draw.text((bar_w + 10, h + 7), text, fill=(255, 255, 255))
+        draw.text((bar_w + 10, h + 6), text, fill=(255, 255, 255), font=font)
     canvas.save(path)
     return path
 

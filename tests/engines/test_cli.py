@@ -190,3 +190,15 @@ def test_study_and_per_engine_command(tmp_path, inputs):
     assert cli.engine_main("toy", [str(png), "--out", str(tmp_path / "q"), "--query", "a b", "--query", "c"]) == 0
     assert (tmp_path / "q" / "a_b" / "xray" / "scores.json").is_file()
     assert (tmp_path / "q" / "c" / "xray" / "scores.json").is_file()
+
+
+def test_png_legend_font_draws_the_legends_glyphs():
+    """The legend strip of `lucent infer` PNGs draws τ, dashes, ≥ … (Pillow's built-in font drew RadZero's en dash
+    as a box): each glyph differs from the font's missing-glyph box."""
+    from viewer.views.fonts import GLYPHS
+
+    font = cli.legend_font(12)
+    missing = np.asarray(font.getmask("\ue000"))  # a private-use code point: no font draws it
+    for c in GLYPHS:
+        mask = np.asarray(font.getmask(c))
+        assert mask.any() and (mask.shape != missing.shape or not np.array_equal(mask, missing)), c
