@@ -258,15 +258,19 @@ class ShippedWeightsEngine(Engine):
         p = cls.weights_dir() / "card.json"
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
+    def uses_shipped_weights(self) -> bool:
+        """Whether this instance runs the shipped weights file (the one its card and evaluation files describe)."""
+        weights = getattr(self, "weights", None)
+        return weights is None or Path(weights).resolve() == Path(self.default_weights()).resolve()
+
     def validation(self) -> tuple[bool, str]:
         """``(validated, one line)``: whether these weights beat the engine's baseline on held-out data.
 
         Only the shipped weights have a card that says so (``card.json["validation"]``, written by the engine's
         evaluate command); any other weights file is not validated.
         """
-        weights = getattr(self, "weights", None)
-        if weights is not None and Path(weights).resolve() != Path(self.default_weights()).resolve():
-            return False, f"user-supplied weights ({Path(weights).name}): not validated by Lucent"
+        if not self.uses_shipped_weights():
+            return False, f"user-supplied weights ({Path(self.weights).name}): not validated by Lucent"
         try:
             card = self.card()
         except (OSError, UnicodeDecodeError, ValueError):  # a damaged card.json validates nothing
@@ -294,8 +298,7 @@ class ShippedWeightsEngine(Engine):
                                   "refused; convert one with `lucent convert-weights IN.pt OUT.safetensors`).")
             if not path.exists():
                 raise EngineError(f"Weights file not found: {path}")
-            shipped = path.resolve() == self.default_weights().resolve()
-            expected = self.card().get("sha256") if shipped else None
+            expected = self.card().get("sha256") if self.uses_shipped_weights() else None
             try:
                 self._model = self.load_weights(path, expected)
             except EngineError:

@@ -217,6 +217,28 @@ def fill_fields(mask: np.ndarray, k: int = 2, min_share: float = 0.05) -> np.nda
     return out
 
 
+def patient_sides(mask: np.ndarray, max_side: int = 128) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(patient's right lung, patient's left lung)`` bool ``[H, W]`` of a frontal film's lung-field mask.
+
+    The two largest pieces (found on the mask subsampled to at most ``max_side`` px, then each pixel of ``mask``
+    takes its cell's piece); on a frontal (PA or AP) film shown in the radiological convention the patient's right
+    is on the image's left, so the piece whose centre has the smaller column is the right lung. ``None`` when the
+    mask does not hold two pieces.
+    """
+    mask = np.asarray(mask, bool)
+    step = max(1, -(-max(mask.shape) // max_side))
+    small, ids = _labels(mask[::step, ::step])
+    if len(ids) < 2:
+        return None
+    lab = small[np.arange(mask.shape[0])[:, None] // step, np.arange(mask.shape[1])[None, :] // step]
+    a, b = mask & (lab == ids[0]), mask & (lab == ids[1])
+    if not a.any() or not b.any():
+        return None
+    cols = np.arange(mask.shape[1])
+    a_first = float((a.sum(0) * cols).sum() / a.sum()) < float((b.sum(0) * cols).sum() / b.sum())
+    return (a, b) if a_first else (b, a)
+
+
 def lung_field_probability(image: np.ndarray, weights: Path | str | None = None) -> np.ndarray:
     """Lung probability ``[H, W]`` float32 in [0, 1] on the image's own pixel grid.
 

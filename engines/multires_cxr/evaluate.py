@@ -28,12 +28,14 @@ baseline is fitted on the training side only:
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engines.common import laterality
 from engines.common.baseline import LogisticBaseline, pixel_features
 from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.cxr_findings import CANDIDATES, counts
@@ -239,9 +241,28 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def side_agreement(weights: Path, cxr_data: Path) -> dict:
+    """The map the app shows first (the most probable finding's) on each validation film against the lung its
+    clinical note names (:mod:`engines.common.laterality`)."""
+    from engines.multires_cxr.engine import MultiResCXREngine
+    from viewer.model.volume import Volume
+
+    engine = MultiResCXREngine(weights)
+
+    def map_of(image: np.ndarray, case: laterality.Case) -> np.ndarray:
+        return engine.run(Volume(image, modality="OT", spacing_known=False)).overlays[0].volume.array
+
+    return laterality.evaluate(map_of, cxr_data, "multires_cxr map of the most probable finding (shown first)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = evaluate_parser("multires_cxr", "Evaluate multires_cxr against its baseline on validation.",
-                           threads=1).parse_args(argv)
+    ap = evaluate_parser("multires_cxr", "Evaluate multires_cxr against its baseline on validation.", threads=1)
+    laterality.add_argument(ap)
+    args = ap.parse_args(argv)
+    if args.side_agreement:
+        laterality.report(side_agreement(args.weights, args.side_agreement), args.weights.parent,
+                          "python -m engines.multires_cxr.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+        return
     res = evaluate(args.weights, args.data, args.threads)
     publish(res, "engines.multires_cxr.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.common import card as scaffold
+from engines.common import laterality
 from engines.common.validation import VERDICT_TEXT
 from engines.multires_cxr.evaluate import evaluate, format_table
 
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
            "", "## Output in Lucent", "",
            "Calibrated probabilities for the kept findings and one map per top-3 finding: " + card["saliency"] + "."]
     scaffold.write_card(OUT, card, md, table)
+    laterality.add_to_card(OUT)  # keeps the side check (evaluate --side-agreement) in the card
 
 
 if __name__ == "__main__":

@@ -34,12 +34,14 @@ other).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engines.common import laterality
 from engines.common.baseline import LogisticBaseline, mean_mask, pixel_features
 from engines.common.calibration import CALIBRATION_FILE, calibration_report, fit_temperature
 from engines.common.evaluate import evaluate_parser, publish, write_text_atomic
@@ -374,13 +376,32 @@ def store_calibration(weights: Path, res: dict) -> Path:
     return out
 
 
+def side_agreement(weights: Path, cxr_data: Path) -> dict:
+    """The app's map for each validation film's finding sentence (the note's own words as the query) against the
+    lung the note names (:mod:`engines.common.laterality`)."""
+    from engines.radzero.engine import RadZeroEngine
+    from viewer.model.volume import Volume
+
+    engine = RadZeroEngine(weights)
+
+    def map_of(image: np.ndarray, case: laterality.Case) -> np.ndarray:
+        return engine.run(Volume(image, modality="OT", spacing_known=False), case.sentence).overlays[0].volume.array
+
+    return laterality.evaluate(map_of, cxr_data, "RadZero similarity map for the note's finding sentence")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = evaluate_parser("radzero", "Evaluate RadZero zero-shot on the validation split beside baselines.")
     ap.add_argument("--choose-threshold", action="store_true",
                     help="(re)choose the Dice threshold on the TRAIN split, store it in the weights, then stop")
     ap.add_argument("--store-calibration", action="store_true",
                     help="write calibration.json (temperature, display threshold) beside the weights")
+    laterality.add_argument(ap)
     args = ap.parse_args(argv)
+    if args.side_agreement:
+        laterality.report(side_agreement(args.weights, args.side_agreement), args.weights.parent,
+                          "python -m engines.radzero.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+        return
     if args.choose_threshold:
         print(json.dumps(choose_threshold_on_train(args.weights, args.data, args.threads), indent=1))
         return

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.common import card as scaffold
+from engines.common import laterality
 from engines.common.baseline import mean_mask
 from engines.common.text import TEXT_ENCODER_NAME, TEXT_ENCODER_PACKAGE, text_encoder_file
 from engines.common.train import find_npz
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
           f"The app marks the scores {'validated' if val['verdict'] == 'better' else 'not validated'}: "
           f"{val['summary']}."]
     scaffold.write_card(OUT, card, md, table)
+    laterality.add_to_card(OUT)  # keeps the side check (evaluate --side-agreement) in the card
 
 
 if __name__ == "__main__":

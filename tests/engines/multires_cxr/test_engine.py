@@ -89,6 +89,7 @@ def test_real_png_gives_nontrivial_maps(shared_data: Path) -> None:
     top = sorted(res.scores, key=res.scores.get, reverse=True)[:3]
     assert [o.volume.metadata["finding"] for o in res.overlays] == top
     assert [o.visible for o in res.overlays] == [True, False, False]  # three stacked maps would hide the film
+    assert any(n.startswith("Side check:") for n in res.notes)  # the shipped side check, in the Results dock
     for ov in res.overlays:
         a = ov.volume.array
         assert ov.kind == "saliency" and "LSE-LBA" in ov.legend and ov.value_range == (0.0, 1.0)
