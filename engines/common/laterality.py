@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -182,11 +183,12 @@ def add_argument(ap: argparse.ArgumentParser) -> None:
                          "../shared/data/cxr), write side_agreement.json beside the weights, then stop")
 
 
-def report(res: dict, folder: Path, command: str) -> Path:
+def report(res: dict, folder: Path, module: str, argv: Sequence[str] | None) -> Path:
     """Print ``res`` (:func:`format_result`), store it as ``side_agreement.json`` in the weights' folder and add
-    it to the model card there (:func:`add_to_card`); all writes atomic. ``command``: the command that made it."""
+    it to the model card there (:func:`add_to_card`); all writes atomic. ``module`` and ``argv`` (None: this
+    process's arguments) give the command line stored with it."""
     print(format_result(res))
-    res = {**res, "command": command}
+    res = {**res, "command": f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)}
     path = Path(folder) / FILE_NAME
     write_text_atomic(path, json.dumps(res, indent=1) + "\n")
     add_to_card(folder)

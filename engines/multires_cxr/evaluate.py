@@ -28,7 +28,6 @@ baseline is fitted on the training side only:
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -260,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     laterality.add_argument(ap)
     args = ap.parse_args(argv)
     if args.side_agreement:
-        laterality.report(side_agreement(args.weights, args.side_agreement), args.weights.parent,
-                          "python -m engines.multires_cxr.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+        res = side_agreement(args.weights, args.side_agreement)
+        laterality.report(res, args.weights.parent, "engines.multires_cxr.evaluate", argv)
         return
     res = evaluate(args.weights, args.data, args.threads)
     publish(res, "engines.multires_cxr.evaluate", argv, format_table(res), args.out or args.weights.with_name("eval.json"))

@@ -34,7 +34,6 @@ other).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -399,8 +398,8 @@ def main(argv: list[str] | None = None) -> None:
     laterality.add_argument(ap)
     args = ap.parse_args(argv)
     if args.side_agreement:
-        laterality.report(side_agreement(args.weights, args.side_agreement), args.weights.parent,
-                          "python -m engines.radzero.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+        res = side_agreement(args.weights, args.side_agreement)
+        laterality.report(res, args.weights.parent, "engines.radzero.evaluate", argv)
         return
     if args.choose_threshold:
         print(json.dumps(choose_threshold_on_train(args.weights, args.data, args.threads), indent=1))
