@@ -9,8 +9,12 @@ Uses the **same held-out patients** as multires_cxr: the split is read from ``en
 from :mod:`engines.common.cxr` and :mod:`engines.common.image`. Writes ``<out>/<size>/
 {train,test}.npz`` with
 
-* ``images`` uint8 ``[N, S, S]`` (percentile-normalised grey, squashed to S × S), ``lung_mask``/``has_mask``,
-  ``box_mask``/``has_box`` (union of the two lung boxes), ``filenames``, ``patientids``, ``findings``;
+* ``images`` uint8 ``[N, S, S]`` (percentile-normalised grey, squashed to S × S), ``lung_mask``/``has_mask``
+  (the lungVAE mask, aerated lung only: the localisation target and the Dice-threshold choice score against it),
+  ``lung_field`` (the same mask as FILLED lung fields, :func:`engines.common.lung_fields.fill_fields` applied at
+  S × S after resizing: each lung replaced by its convex hull, so consolidated lung is in; the region of the
+  lung-attention training term), ``lung_region`` (``"filled"``), ``box_mask``/``has_box`` (union of the two lung
+  boxes; the term's fallback), ``filenames``, ``patientids``, ``findings``;
 * ``labels`` float32 ``[N, 14]`` (1/0/-1, :func:`engines.common.cxr_labels.map_labels`) and ``covid``
   int8 ``[N]`` (1 = the finding column names COVID-19);
 * sentences (:func:`engines.radzero.text.minimal_sentences`): ``sent_text`` ``[M]`` (unique over the side),
@@ -32,9 +36,13 @@ import numpy as np
 from engines.common.cxr import SPLIT_FILE, box_mask, load_rows, read_boxes, read_png
 from engines.common.cxr_labels import LABELS, map_labels
 from engines.common.image import normalise, resize_mask, resize_square
+from engines.common.lung_fields import fill_fields
 from engines.common.prepare import prepare_parser
 from engines.common.text import encode
 from engines.radzero.text import label_phrase, minimal_sentences, negation, prompt
+
+#: what ``lung_field`` holds (recorded in the npz and in the train summary).
+LUNG_REGION = "filled"
 
 #: zero-shot classes: the 14 NIH findings (rule-mapped labels) and COVID-19 pneumonia (the finding column).
 CLASS_NAMES: tuple[str, ...] = (*LABELS, "COVID-19")
@@ -64,7 +72,7 @@ def prepare(data: Path, out: Path, size: int = 224, split_file: Path = SPLIT_FIL
     prompt_emb = encode(pos_text + neg_text)
     for side in sides:
         names = [n for n in split[side] if n in index][:limit]
-        imgs, masks, has_m, bmasks, has_b, labs, covid, sents = [], [], [], [], [], [], [], []
+        imgs, masks, fields, has_m, bmasks, has_b, labs, covid, sents = [], [], [], [], [], [], [], [], []
         for name in names:
             r = rows[index[name]]
             im = normalise(read_png(data / "images" / name))
@@ -73,6 +81,7 @@ def prepare(data: Path, out: Path, size: int = 224, split_file: Path = SPLIT_FIL
             has_m.append(mpath.exists())
             masks.append(resize_mask(read_png(mpath) > 127, size) if mpath.exists()
                          else np.zeros((size, size), np.uint8))
+            fields.append(fill_fields(masks[-1].astype(bool)).astype(np.uint8))  # filled at S × S
             b = boxes.get(Path(name).stem)
             has_b.append(bool(b))
             bmasks.append(box_mask(b, size, size) if b else np.zeros((size, size), np.uint8))
@@ -85,7 +94,8 @@ def prepare(data: Path, out: Path, size: int = 224, split_file: Path = SPLIT_FIL
         idx = np.array([pos_of[s] for ss in sents for s in ss], dtype=np.int64)
         np.savez_compressed(
             out / str(size) / f"{side}.npz", images=np.stack(imgs), lung_mask=np.stack(masks),
-            has_mask=np.array(has_m), box_mask=np.stack(bmasks), has_box=np.array(has_b),
+            has_mask=np.array(has_m), lung_field=np.stack(fields), lung_region=np.array(LUNG_REGION),
+            box_mask=np.stack(bmasks), has_box=np.array(has_b),
             filenames=np.array(names), patientids=np.array([rows[index[n]]["patientid"] for n in names]),
             findings=np.array([rows[index[n]]["finding"] for n in names]), labels=np.stack(labs),
             label_names=np.array(LABELS), covid=np.array(covid, np.int8),
@@ -110,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         n = len(d["filenames"])
         print(f"{side}: {n} images, {len(set(d['patientids']))} patient ids, {len(d['sent_text'])} unique "
               f"sentences, {len(d['img_sent_idx']) / n:.1f} per image, {int(d['has_mask'].sum())} lung masks, "
-              f"{int(d['has_box'].sum())} box sets")
+              f"{int(d['has_box'].sum())} box sets; lung field {d['lung_field'].sum() / max(d['lung_mask'].sum(), 1):.2f}"
+              f"× the lungVAE area ({d['lung_region']})")
     print(f"wrote {args.out}")
 
 

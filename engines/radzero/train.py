@@ -13,8 +13,10 @@ positive for both), loss :func:`engines.radzero.head.mp_nce` on VL-CABS logits /
 clamped to [0.01, 1]). AdamW, warm-up + cosine. Demo config: everything in the model is trained (the ViT from
 scratch: no pre-trained X-ray ViT offline); the paper config freezes ``vision_model`` as the authors do.
 
-Anatomy term (ours, issue 18; not in the paper): for training images with a lung region (lungVAE mask, else
-the union of the lung boxes; moved with the image's random affine), the VL-CABS attention of every positive
+Anatomy term (ours, issue 18; not in the paper): for training images with a lung region (the filled lung fields
+``lung_field`` of the prepared data — each lungVAE mask's lungs replaced by their convex hulls, so consolidated
+lung counts as lung — or the raw lungVAE mask in older prepared data; else the union of the lung boxes; moved with
+the image's random affine), the VL-CABS attention of every positive
 sentence over the patch tokens should fall inside the lungs: ``L_lung = mean −log(Σ_i a_i r_i + 1e-4)`` with
 ``a = softmax_i(cos/τ)`` over patches and ``r_i`` the lung fraction of token i; loss = MP-NCE +
 ``--lung-weight`` · L_lung. Only training-split regions are used. ``--init`` warm-starts from a weights file
@@ -60,7 +62,13 @@ class SentenceBatches:
         self.sents = [idx[ptr[i]:ptr[i + 1]].tolist() for i in range(len(self.images))]
         n = len(self.images)
         has_mask, has_box = d["has_mask"][:n].astype(bool), d["has_box"][:n].astype(bool)
-        region = np.where(has_mask[:, None, None], d["lung_mask"][:n], d["box_mask"][:n])
+        # the term's region: the FILLED lung fields when prepared (``lung_field``), else the lungVAE mask (aerated
+        # lung, older prepared data); the lung boxes where an image has no mask
+        filled = "lung_field" in d.files
+        self.region_kind = (f"{d['lung_region']} lung fields (engines.common.lung_fields.fill_fields of the lungVAE "
+                            "masks)" if filled else "lungVAE masks (aerated lung)") + ", else the lung boxes"
+        masks = d["lung_field"] if filled else d["lung_mask"]
+        region = np.where(has_mask[:, None, None], masks[:n], d["box_mask"][:n])
         self.regions = torch.from_numpy(region.astype(np.float32))  # [N, S, S] 0/1 (zeros: none)
         self.has_region = torch.from_numpy(has_mask | has_box)
 
@@ -221,7 +229,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         "first_50_mean": float(np.mean(losses[:50])) if losses else None,
         "last_50_mean": float(np.mean(losses[-50:])) if losses else None,
         "tau": float(model.head_params.tau.detach()),
-        "lung_weight": args.lung_weight, "freeze_vision": bool(args.freeze_vision or config.freeze_vision), "init": str(args.init) if args.init else None,
+        "lung_weight": args.lung_weight, "lung_region": ds.region_kind, "freeze_vision": bool(args.freeze_vision or config.freeze_vision), "init": str(args.init) if args.init else None,
         "init_left_as_built": fresh,
     }
     if rank == 0:

@@ -167,3 +167,24 @@ def test_wrong_keys_are_named(tmp_path: Path) -> None:
     torch.save({}, tmp_path / "x.safetensors")
     with pytest.raises(EngineError, match="pickle"):
         load_model(tmp_path / "x.safetensors")
+
+
+def test_lung_term_region_is_the_filled_lung_field(prepared_small: Path) -> None:
+    """prepare stores the lungVAE mask (aerated lung: the localisation target) and, for the lung-attention term,
+    its filled lung fields (fill_fields at the prepared size: a superset, each lung hulled); training reads the
+    filled field where an image has a mask and the lung boxes elsewhere."""
+    from engines.common.lung_fields import fill_fields
+    from engines.radzero.train import SentenceBatches
+
+    npz = prepared_small / "112" / "train.npz"
+    d = np.load(npz)
+    assert str(d["lung_region"]) == "filled"
+    has = d["has_mask"].astype(bool)
+    assert has.any()
+    for m, f in zip(d["lung_mask"][has], d["lung_field"][has], strict=True):
+        assert not (m.astype(bool) & ~f.astype(bool)).any()  # covers the aerated mask
+        np.testing.assert_array_equal(f.astype(bool), fill_fields(m.astype(bool)))
+    ds = SentenceBatches(npz)
+    want = np.where(has[:, None, None], d["lung_field"], d["box_mask"])
+    np.testing.assert_array_equal(ds.regions.numpy(), want.astype(np.float32))
+    assert ds.region_kind.startswith("filled lung fields")
