@@ -59,6 +59,7 @@ def plan_dtype(headers: list[DicomHeader]) -> DtypePlan:
     base = stored_dtype(h0)
     slopes = {h.slope for h in headers}
     inters = {h.intercept for h in headers}
+    _check_rescale_fits(h0, base, slopes, inters)
     if base.kind == "f" or h0.samples > 1:
         if slopes == {1.0} and inters == {0.0}:
             return DtypePlan(
@@ -80,6 +81,19 @@ def plan_dtype(headers: list[DicomHeader]) -> DtypePlan:
         if base.itemsize == 2:
             return DtypePlan(base, "int", decide_after=True)
     return DtypePlan(np.dtype(np.float32), "float")
+
+
+def _check_rescale_fits(h0: DicomHeader, base: np.dtype, slopes: set[float], inters: set[float]) -> None:
+    """Raise a clear :class:`LoadError` when RescaleSlope/Intercept would turn stored values into numbers beyond
+    32-bit float (a damaged header: ``RescaleIntercept 1e300`` would otherwise load as an image of infinities)."""
+    big = float(np.finfo(np.float32).max)
+    lo, hi = stored_range(h0) if base.kind != "f" else (-1.0, 1.0)
+    for slope in slopes:
+        for intercept in inters:
+            ends = (slope * lo + intercept, slope * hi + intercept)
+            if not all(np.isfinite(v) and abs(v) < big for v in (slope, intercept, *ends)):
+                raise fail(h0.path, f"rescale out of range (RescaleSlope {slope:g}, RescaleIntercept {intercept:g}): "
+                                    "the pixel values would not fit a 32-bit float; the header is damaged")
 
 
 def frame_decode_options(h: DicomHeader) -> dict:

@@ -161,3 +161,9 @@ def test_nan_voxels_warn(tmp_path):
     nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "nan.nii.gz")
     vol = load_volume(tmp_path / "nan.nii.gz")
     assert any(w.startswith("4 voxels are NaN") for w in vol.metadata["warnings"])
+
+
+def test_rescale_beyond_float32_is_a_message_not_infinities():
+    """A damaged RescaleIntercept (1e300, found by fuzzing) used to load as an image of infinities."""
+    path = Path(__file__).resolve().parents[2] / "reliability" / "regressions" / "dicom-intercept-1e300.dcm"
+    _check(path, "rescale out of range")
