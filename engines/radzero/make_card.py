@@ -67,12 +67,13 @@ LIMITS = [
     "The paper config (XrayDINOv2 + MPNet) is implemented and loads the official key list strictly, but it was "
     "not trained here; it runs in the app when converted, with the all-mpnet-base-v2 vocabulary (vocab.txt) "
     "beside it.",
-    "What the map shows: the lung-attention term taught it where the AERATED lung fields are (the term used the "
-    "training split's lungVAE masks, which cover aerated lung; RadZero was not retrained with the filled fields), "
-    "not where findings are. On the held-out film with right-sided lobar consolidation "
-    "(streptococcus-pneumoniae-pneumonia-1.png) the consolidated lobe now lies inside the gate, but the map itself "
-    "may still be darker there than over the clear lung. Read it as 'lung fields, coloured by similarity', not as "
-    "a lesion marker.",
+    "What the map shows: the shipped weights' lung-attention term used the training split's lungVAE masks, which "
+    "cover AERATED lung, so the map marks where the aerated lung fields are, not where findings are. On the held-out "
+    "films with right-sided lobar consolidation (streptococcus-pneumoniae-pneumonia-1.png, pneumonia-7.png) the "
+    "consolidated lobe lies inside the gate but the map is dark there and bright over the clear left lung. A retrain "
+    "with the term on filled lung fields (prepare's lung_field; the card's command, 350 steps, 257 s on this CPU) "
+    "gave the same side check (7 of 12) and the same picture, and was not shipped; the train command now uses the "
+    "filled fields. Read the map as 'lung fields, coloured by similarity', not as a lesion marker.",
     "Zero-shot scores are not validated: below the pixel logistic-regression baseline (COVID-19 AUC below "
     "chance); calibration only makes them less sure, it does not make them right.",
     "Not validated on DICOM CR/DX from real scanners.",
