@@ -9,10 +9,14 @@ an :class:`EngineError`. The photo is squashed to ``S × S`` (S = 128 for the de
 
 Scores and map scale
 --------------------
-Scores are ``softmax(logits / T)`` with the temperature ``T`` fitted on the validation split and stored in
-``calibration.json`` beside the weights (:func:`weights_io.read_calibration`; other weights files: ``T = 1``).
-Grad-CAM is taken on the student's last stage, an ``n × n`` grid (n = S/8); × n² / T it is the top class's local
-logit evidence. The overlay shows it on a fixed scale — 1.0 = ``map_scale_logit_units`` (the 99th percentile of
+The logits are averaged over the 8 dihedral views of the photo (4 × 90° rotations × horizontal flip; test-time
+augmentation, :func:`engines.dermae.tta.tta_logits`, the same function the evaluation uses), so turning or
+mirroring the photo does not change the scores. Scores are ``softmax(logits / T)`` with the temperature ``T``
+fitted on the validation split (on those averaged logits) and stored in ``calibration.json`` beside the weights
+(:func:`weights_io.read_calibration`; other weights files: ``T = 1``). A ``calibration.json`` that says
+``"tta": false`` (fitted on single-view logits, before TTA) switches TTA off so that ``T`` matches its logits.
+Grad-CAM is taken on the original view only, for the top class of the averaged logits, on the student's last
+stage, an ``n × n`` grid (n = S/8); × n² / T it is the top class's local logit evidence. The overlay shows it on a fixed scale — 1.0 = ``map_scale_logit_units`` (the 99th percentile of
 the training images' evidence), clipped to [0, 1] — inside the lesion region estimated by
 :func:`engines.dermae.region.lesion_region`, so the surrounding skin is never lit; it carries the display
 threshold ``map_threshold``. No per-image min-max: maps of two photos compare.
@@ -124,12 +128,26 @@ class DermaeEngine(ShippedWeightsEngine):
         small = resize_rgb(photo, int(state.model.image_size))
         return photo, small, to_tensor(small[None])
 
-    def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, Any]:
-        """(logits ``[1, 3]``, Grad-CAM ``[1, n, n]``) on the CPU."""
-        from engines.dermae.model import grad_cam
+    def uses_tta(self) -> bool:
+        """Average the logits over the 8 dihedral views: yes, unless the weights' ``calibration.json`` was fitted on
+        single-view logits (``"tta": false``, or no ``tta`` key: written before TTA); uncalibrated weights: yes."""
+        return bool(self.calibration.get("tta", False)) if self.calibration else True
 
-        step(0.0, "running the network (Grad-CAM)")
-        logits, cam = grad_cam(state.model.to(device), state.inputs[2].to(device))
+    def forward(self, state: RunState, device: Any, step: Step) -> tuple[Any, Any]:
+        """(logits ``[1, 3]``: the 8-view mean under TTA, Grad-CAM ``[1, n, n]`` of their top class on the original
+        view) on the CPU."""
+        from engines.dermae.model import grad_cam
+        from engines.dermae.tta import tta_logits
+
+        model, x = state.model.to(device), state.inputs[2].to(device)
+        if self.uses_tta():
+            step(0.0, "running the network on 8 rotated/flipped views")
+            logits = tta_logits(model, x)
+            step(0.5, "Grad-CAM on the original view")
+            _, cam = grad_cam(model, x, logits.argmax(1))
+        else:
+            step(0.0, "running the network (Grad-CAM)")
+            logits, cam = grad_cam(model, x)
         return logits.float().cpu(), cam.float().cpu()
 
     def postprocess(self, state: RunState) -> EngineResult:
@@ -162,6 +180,7 @@ class DermaeEngine(ShippedWeightsEngine):
         ov = Volume(shown, affine=affine, modality=volume.modality, spacing_known=volume.spacing_known,
                     metadata={"class": CLASS_NAMES[top], "probability": float(probs[top]),
                               "scale_logit_units": scale, "temperature": t, "method": "Grad-CAM",
+                              "tta_views": 8 if self.uses_tta() else 1,
                               "source": self.id})
         overlays = [Overlay(name=f"Grad-CAM · {CLASS_NAMES[top]}", kind="saliency", volume=ov,
                             value_range=(0.0, 1.0), colormap="inferno", threshold=threshold,

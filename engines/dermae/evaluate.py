@@ -8,6 +8,9 @@ Usage::
 The validation split is the held-out 25 % of the committed ``split.json`` (150 images, by image id, stratified,
 seed 20170001); nothing of it is used for training. Printed and written to ``eval.json``:
 
+* **test-time augmentation** (student, default on; ``--no-tta`` turns it off): the engine's logits are the mean
+  over the 8 dihedral views of the photo (:func:`engines.dermae.tta.tta_logits`, the same function the engine
+  runs); the temperature below is fitted on these averaged logits. The teacher is evaluated on the original view.
 * **classification**, engine vs baseline with paired bootstrap 95 % intervals (:func:`engines.common.validation.compare`):
   balanced accuracy (the verdict), per-class F1, macro one-vs-rest ROC AUC. The baseline is a class-weighted
   logistic regression on colour histograms (16 bins per channel) + 32×32 pixels, fitted on the training split only.
@@ -20,8 +23,8 @@ seed 20170001); nothing of it is used for training. Printed and written to ``eva
   within the estimated lesion region) that falls inside the ISIC lesion mask ("mass inside"), and whether its peak
   does (pointing game), against a centred disc with the mean training lesion area.
 
-``--write-calibration`` stores ``T`` and the map's fixed scale in ``calibration.json`` beside the weights, which
-the engine reads at inference.
+``--write-calibration`` stores ``T``, whether it was fitted on TTA logits (``tta``) and the map's fixed scale in
+``calibration.json`` beside the weights, which the engine reads at inference.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from engines.common.validation import Comparison, Interval, compare, comparison_
 from engines.dermae.data import CLASSES, SHORT, to_tensor, to_unit
 from engines.dermae.metrics import auc_per_class, balanced_accuracy, confusion, f1_per_class
 from engines.dermae.region import centred_disc, lesion_map
+from engines.dermae.tta import TTA_TEXT, tta_logits
 from engines.dermae.weights_io import load_model, read_meta, sha256
 
 MINORITY = ("melanoma", "seborrheic_keratosis")
@@ -53,16 +57,19 @@ MAP_THRESHOLD = 0.4
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, kind: str, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """uint8 ``[N, S, S, 3]`` → logits ``[N, C]`` (student: standardised input; teacher: [-1, 1])."""
+def predict_logits(model: torch.nn.Module, kind: str, images: np.ndarray, batch: int = 64,
+                   tta: bool = False) -> np.ndarray:
+    """uint8 ``[N, S, S, 3]`` → logits ``[N, C]`` (student: standardised input; teacher: [-1, 1]); ``tta``: the
+    mean over the 8 dihedral views (:func:`engines.dermae.tta.tta_logits`)."""
     prep = to_tensor if kind == "student" else to_unit
-    out = [model(prep(images[i:i + batch])).double().numpy() for i in range(0, len(images), batch)]
+    run = (lambda x: tta_logits(model, x)) if tta else model
+    out = [run(prep(images[i:i + batch])).double().numpy() for i in range(0, len(images), batch)]
     return np.concatenate(out)
 
 
-def predict(model: torch.nn.Module, kind: str, images: np.ndarray, batch: int = 64) -> np.ndarray:
+def predict(model: torch.nn.Module, kind: str, images: np.ndarray, batch: int = 64, tta: bool = False) -> np.ndarray:
     """Uncalibrated class probabilities ``[N, C]`` (softmax of :func:`predict_logits`)."""
-    return softmax(predict_logits(model, kind, images, batch))
+    return softmax(predict_logits(model, kind, images, batch, tta))
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -156,8 +163,11 @@ def calibration(logits: np.ndarray, y: np.ndarray) -> dict[str, object]:
 
 
 def evidence_maps(model: torch.nn.Module, images: np.ndarray, temperature: float = 1.0,
-                  batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                  batch: int = 32, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(logits ``[N, C]``, Grad-CAM evidence ``[N, n, n]``) for the arg-max class, in logit units / ``T``.
+
+    With ``tta`` the logits are the 8-view means (:func:`engines.dermae.tta.tta_logits`) and the map is the
+    Grad-CAM of their arg-max class on the original view, as in the engine.
 
     For the student's GAP + linear head, Grad-CAM × (n·n) is exactly ReLU of the class's local logit contribution
     ``Σ_k w_ck A_k(i, j)``; its mean over the grid is at most the class logit (minus bias). Dividing by ``T`` puts
@@ -167,7 +177,12 @@ def evidence_maps(model: torch.nn.Module, images: np.ndarray, temperature: float
 
     ls, cs = [], []
     for i in range(0, len(images), batch):
-        logits, cam = grad_cam(model, to_tensor(images[i:i + batch]))
+        x = to_tensor(images[i:i + batch])
+        if tta:
+            logits = tta_logits(model, x)
+            _, cam = grad_cam(model, x, logits.argmax(1))
+        else:
+            logits, cam = grad_cam(model, x)
         ls.append(logits.double().numpy())
         cs.append((cam * cam.shape[-1] * cam.shape[-2] / temperature).double().numpy())
     return np.concatenate(ls), np.concatenate(cs)
@@ -206,16 +221,21 @@ def disc_peak(size: int) -> np.ndarray:
     return -(c[:, None] ** 2 + c[None, :] ** 2)
 
 
-def evaluate(weights: Path, data: Path, threads: int = 1) -> dict[str, object]:
-    """Engine vs baseline on the validation split, calibration and localisation; JSON-ready dict."""
+def evaluate(weights: Path, data: Path, threads: int = 1, tta: bool = True) -> dict[str, object]:
+    """Engine vs baseline on the validation split, calibration and localisation; JSON-ready dict.
+
+    ``tta`` (student only): logits averaged over the 8 dihedral views, as the engine does; the teacher always
+    sees the original view.
+    """
     torch.set_num_threads(threads)
     cfg, kind = read_meta(weights)
     model = load_model(weights)
     train = np.load(find_npz(data, cfg.image_size, "train", "dermae"))
     val = np.load(find_npz(data, cfg.image_size, "test", "dermae"))
     y, y_train = val["labels"], train["labels"]
+    tta = tta and kind == "student"
     if kind == "student":
-        logits, cams = evidence_maps(model, val["images"])  # type: ignore[arg-type]
+        logits, cams = evidence_maps(model, val["images"], tta=tta)  # type: ignore[arg-type]
     else:
         logits, cams = predict_logits(model, kind, val["images"]), None
     base = LogisticBaseline().fit(baseline_features(train["images"]), y_train, len(CLASSES))
@@ -231,12 +251,13 @@ def evaluate(weights: Path, data: Path, threads: int = 1) -> dict[str, object]:
         "validation_images": int(len(y)), "train_images": int(len(y_train)),
         "validation_counts": {CLASSES[k]: int((y == k).sum()) for k in range(len(CLASSES))},
         "decision": "arg-max of the class-balanced model's outputs (no offsets tuned on validation)",
+        "tta": tta, "logits": TTA_TEXT if tta else "original view only",
         "engine_scores": scores(y, probs), "baseline_scores": scores(y, base_probs), "baseline": BASELINE,
         "calibration": cal, "comparisons": [r.to_dict() for r in rows], "validation": rows[0].to_dict(),
     }
     if cams is not None:
         # the map's fixed scale comes from the TRAINING images (their arg-max class evidence), not validation
-        _, cams_train = evidence_maps(model, train["images"], t)  # type: ignore[arg-type]
+        _, cams_train = evidence_maps(model, train["images"], t, tta=tta)  # type: ignore[arg-type]
         scale = float(np.percentile(cams_train, SCALE_PERCENTILE))
         maps = lesion_map(cams / t, val["images"], scale)
         disc_r = float(np.sqrt(train["masks"].mean() / np.pi))
@@ -255,6 +276,7 @@ def write_calibration(res: dict[str, object], weights: Path) -> Path:
     cal = res["calibration"]
     out = {"weights_sha256": res["weights_sha256"], "temperature": cal["temperature"],  # type: ignore[index]
            "temperature_fitted_on": cal["fitted_on"],  # type: ignore[index]
+           "tta": bool(res.get("tta", False)), "logits": res.get("logits", "original view only"),
            "map_scale_logit_units": res.get("map", {}).get("scale_logit_units"),  # type: ignore[union-attr]
            "map_threshold": MAP_THRESHOLD,
            "map_scale_fitted_on": "training split"}
@@ -268,7 +290,8 @@ def format_table(res: dict[str, object]) -> str:
     counts = res["validation_counts"]
     e, b = res["engine_scores"], res["baseline_scores"]
     lines = [f"validation split: {res['validation_images']} images ({', '.join(f'{k} {v}' for k, v in counts.items())}); "  # type: ignore[union-attr]
-             f"model: {res['model']} ({res['params']:,} parameters, {res['config']['image_size']} px)",  # type: ignore[index]
+             f"model: {res['model']} ({res['params']:,} parameters, {res['config']['image_size']} px); "  # type: ignore[index]
+             f"logits: {res.get('logits', 'original view only')}",
              "", comparison_table(_comparisons(res["comparisons"])), ""]
     lines.append(f"recall engine   {e['recall']}  predicted {e['predicted_counts']}")  # type: ignore[index]
     lines.append(f"recall baseline {b['recall']}  predicted {b['predicted_counts']}")  # type: ignore[index]
@@ -297,8 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = evaluate_parser("dermae", "Evaluate DERMAE weights against the baseline on the validation split.")
     ap.add_argument("--write-calibration", action="store_true",
                     help=f"store T and the map scale in {CALIBRATION_FILE} beside the weights")
+    ap.add_argument("--no-tta", action="store_true",
+                    help="student: the original view only (default: logits averaged over the 8 dihedral views)")
     args = ap.parse_args(argv)
-    res = evaluate(args.weights, args.data, args.threads)
+    res = evaluate(args.weights, args.data, args.threads, tta=not args.no_tta)
     if args.write_calibration:
         res["calibration_file"] = str(write_calibration(res, args.weights))
     name = "eval.json" if res["model"] == "student" else f"eval_{res['model']}.json"
@@ -309,14 +334,15 @@ if __name__ == "__main__":
     main()
 
 
-def measure_latency(model: torch.nn.Module, size: int, repeats: int = 30, threads: int | None = None
-                    ) -> dict[str, float]:
-    """CPU forward latency of one ``[1, 3, size, size]`` image: median / p90 seconds after 3 warm-ups."""
+def measure_latency(model: torch.nn.Module, size: int, repeats: int = 30, threads: int | None = None,
+                    views: int = 1) -> dict[str, float]:
+    """CPU forward latency of ``[views, 3, size, size]`` (one image; ``views`` = 8: its TTA batch): median / p90
+    seconds after 3 warm-ups."""
     import time
 
     if threads is not None:
         torch.set_num_threads(threads)
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(views, 3, size, size)
     ts = []
     with torch.inference_mode():
         for i in range(repeats + 3):
@@ -325,4 +351,4 @@ def measure_latency(model: torch.nn.Module, size: int, repeats: int = 30, thread
             if i >= 3:
                 ts.append(time.perf_counter() - t)
     return {"median_ms": round(float(np.median(ts)) * 1e3, 3), "p90_ms": round(float(np.percentile(ts, 90)) * 1e3, 3),
-            "repeats": repeats, "threads": torch.get_num_threads()}
+            "repeats": repeats, "threads": torch.get_num_threads(), "views": views}

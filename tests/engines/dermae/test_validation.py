@@ -19,6 +19,7 @@ from engines.dermae.engine import DEFAULT_WEIGHTS, DermaeEngine
 from engines.dermae.prepare import SPLIT_FILE, read_mask, read_rgb
 from engines.dermae.region import centred_disc, lesion_map, lesion_region
 from engines.dermae.train import balanced_idx, class_weights
+from engines.dermae.tta import tta_logits
 from engines.dermae.weights_io import load_model, read_calibration
 from viewer.model.volume import Volume
 
@@ -48,12 +49,13 @@ def _validation(derm_data: Path) -> tuple[list[str], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def val_predictions(derm_data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, predicted classes) of the shipped student on the validation photos of :func:`_validation`."""
+    """(labels, predicted classes) of the shipped student (8-view TTA, as the engine) on the validation photos of
+    :func:`_validation`."""
     ids, y = _validation(derm_data)
     model = load_model(DEFAULT_WEIGHTS, "student")
     imgs = np.stack([resize_rgb(read_rgb(derm_data / "images" / f"{i}.jpg"), int(model.image_size)) for i in ids])
     with torch.no_grad():
-        pred = model(to_tensor(imgs)).argmax(1).numpy()
+        pred = tta_logits(model, to_tensor(imgs)).argmax(1).numpy()
     return y, pred
 
 
@@ -77,7 +79,8 @@ def test_shipped_calibration_is_applied(derm_data: Path) -> None:
     model = eng.load()
     x = to_tensor(resize_rgb(np.asarray(vol.array)[..., :3], int(model.image_size))[None])
     with torch.no_grad():
-        want = torch.softmax(model(x).double() / cal["temperature"], 1)[0].numpy()
+        want = torch.softmax(tta_logits(model, x).double() / cal["temperature"], 1)[0].numpy()
+    assert cal["tta"] is True and eng.uses_tta()  # T was fitted on the 8-view logits the engine computes
     assert np.allclose(list(res.scores.values()), want, atol=1e-5)
     sal = res.overlays[0]
     assert sal.value_range == (0.0, 1.0) and sal.threshold == pytest.approx(cal["map_threshold"])
