@@ -162,12 +162,17 @@ class Engine(ABC):
         progress(0.9, "building the results")
         result = self.postprocess(state)
         result.notes[:0] = state.notes
+        result.notes.extend(self.evaluation_notes())
         progress(1.0, "done")
         return result
 
     def load(self) -> Any:
         """The model (loaded once); engines without weights return None."""
         return None
+
+    def evaluation_notes(self) -> list[str]:
+        """Lines about how these weights did in extra held-out checks, appended to every result's notes (none)."""
+        return []
 
     def preprocess(self, state: RunState) -> Any:
         """The network input(s) of ``state.volumes`` (after :meth:`check_input`); CPU work only."""
@@ -262,6 +267,16 @@ class ShippedWeightsEngine(Engine):
         """Whether this instance runs the shipped weights file (the one its card and evaluation files describe)."""
         weights = getattr(self, "weights", None)
         return weights is None or Path(weights).resolve() == Path(self.default_weights()).resolve()
+
+    def evaluation_notes(self) -> list[str]:
+        """The side check stored beside the shipped weights (:func:`engines.common.laterality.summary`; the CXR
+        engines have one), for the Results dock; none for other weights files."""
+        if not self.uses_shipped_weights():
+            return []
+        from engines.common import laterality
+
+        line = laterality.summary(self.weights_dir())
+        return [line] if line else []
 
     def validation(self) -> tuple[bool, str]:
         """``(validated, one line)``: whether these weights beat the engine's baseline on held-out data.

@@ -5,8 +5,9 @@ not against findings. Its clinical notes, though, often say which lung holds a f
 the right upper lobe …"). On the validation images whose finding sentences name exactly one side, a map *agrees*
 when its mean over that lung is higher than over the other (1; 0 when lower, 0.5 on a tie). Lungs are the filled
 lung fields (:func:`engines.common.lung_fields.lung_field_mask`) split by :func:`~engines.common.lung_fields.
-patient_sides` (frontal films: the patient's right is on the image's left). The baseline is a constant map, which
-always ties (0.5). A map that marks findings should agree well above 0.5; one that marks the clear lung, below.
+patient_sides` (frontal films: the patient's right is on the image's left). Two baselines, also scored on the
+training images (:func:`baselines`): always the side the training notes name most often, and the brighter lung. A
+constant map would tie (0.5); a map that marks findings should agree more often than the baselines.
 
 Used by ``python -m engines.radzero.evaluate --side-agreement`` and ``python -m engines.multires_cxr.evaluate
 --side-agreement``, which run the engine exactly as the app does on each PNG and write ``side_agreement.json``
@@ -98,11 +99,11 @@ def _lungs(data: Path, case: Case) -> tuple[np.ndarray, tuple[np.ndarray, np.nda
     return image, patient_sides(lung_field_mask(image))
 
 
-def baselines(data: Path) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Case], float]]:
-    """The two baselines, each ``agree(image, right, left, case)``, fitted on the training images' notes:
-    the side most often named there (a prior: no image needed) and the brighter lung (mean grey level over each
-    lung field: consolidation is white on a film)."""
-    prior = Counter(c.side for c in cases(data, "train")).most_common(1)[0][0]
+def baselines(train: list[Case]) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Case], float]]:
+    """The two baselines, each ``agree(image, right, left, case)``, fitted on the training images' notes
+    (``train``): the side most often named there (a prior: no image needed) and the brighter lung (mean grey level
+    over each lung field: consolidation is white on a film)."""
+    prior = Counter(c.side for c in train).most_common(1)[0][0]
     return {f"always the side most often named in the training notes ({prior})":
             lambda image, right, left, case: float(case.side == prior),
             "the brighter lung (mean grey level over each lung field)":
@@ -120,9 +121,10 @@ def evaluate(map_of: Callable[[np.ndarray, Case], np.ndarray], data: Path, what:
         data: ``../shared/data/cxr`` (metadata.csv with the clinical notes, images/).
         what: which map was scored, in words (stored and printed).
     """
-    rules = baselines(data)
+    train = cases(data, "train")
+    rules = baselines(train)
     on_train: dict[str, list[float]] = {name: [] for name in rules}
-    for case in cases(data, "train"):
+    for case in train:
         image, sides = _lungs(data, case)
         if sides is not None:
             for name, rule in rules.items():
@@ -152,7 +154,8 @@ def evaluate(map_of: Callable[[np.ndarray, Case], np.ndarray], data: Path, what:
 
 
 def format_result(res: dict) -> str:
-    """The printed table: per case, then engine vs constant map with intervals."""
+    """The printed table: per case, the baselines' training agreement, then engine vs each baseline with
+    intervals."""
     from engines.common.validation import Comparison, Interval
 
     lines = [f"side agreement — {res['map']} (validation images whose notes name one lung)",

@@ -144,10 +144,7 @@ class MultiResCXREngine(ShippedWeightsEngine):
             notes.append("No validation calibration for these weights: probabilities are uncalibrated (T = 1).")
         if not field.any():
             notes.append("No lung fields found on this image: the maps are empty.")
-        from engines.common import laterality
-
-        side = laterality.summary(self.weights_dir()) if self.uses_shipped_weights() else None
-        return EngineResult(overlays=overlays, scores=scores, notes=notes + ([side] if side else []))
+        return EngineResult(overlays=overlays, scores=scores, notes=notes)
 
 
 ENGINE_CLASS = MultiResCXREngine  # found by engines.registry

@@ -267,10 +267,7 @@ class RadZeroEngine(ShippedWeightsEngine):
                  f"Map shown inside the lung fields only ({gate_source}); scores calibrated with T = "
                  f"{temperature:.3g} fitted on validation.",
                  "Research demo weights, not for clinical use; trained on 145 radiographs of a COVID-19 collection."]
-        from engines.common import laterality
-
-        side = laterality.summary(self.weights_dir()) if self.uses_shipped_weights() else None
-        return EngineResult(overlays=[overlay], scores=scores, notes=notes + ([side] if side else []))
+        return EngineResult(overlays=[overlay], scores=scores, notes=notes)
 
 
 ENGINE_CLASS = RadZeroEngine  # found by engines.registry

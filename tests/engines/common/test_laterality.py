@@ -73,3 +73,16 @@ def test_shipped_side_agreement_is_reported(engine_id: str) -> None:
     line = laterality.summary(WEIGHTS / engine_id)
     assert line.startswith("Side check:") and res["comparisons"][0]["baseline"] in line
     assert laterality.summary(WEIGHTS / "no-such-engine") is None
+
+
+def test_side_check_note_only_for_the_shipped_weights(tmp_path: Path) -> None:
+    """Every run of a CXR engine on its shipped weights ends with the side-check line; other weights get none."""
+    import shutil
+
+    from engines.multires_cxr.engine import MultiResCXREngine
+
+    shipped = MultiResCXREngine()
+    assert shipped.evaluation_notes() == [laterality.summary(WEIGHTS / "multires_cxr")]
+    own = tmp_path / "model.safetensors"
+    shutil.copyfile(shipped.default_weights(), own)
+    assert MultiResCXREngine(own).evaluation_notes() == []
