@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import re
@@ -163,6 +164,7 @@ def resample_to_grid(overlay: Volume, base: Volume, nearest: bool) -> np.ndarray
 LEGEND_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf")
 
 
+@functools.cache
 def legend_font(size: int = 12) -> Any:
     """A Pillow font for the PNG legend strip: DejaVu Sans (setup installs fonts-dejavu-core) of ``size`` px, else
     Pillow's default."""

@@ -179,9 +179,17 @@ def format_result(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _cxr_folder(text: str) -> Path:
+    """``--side-agreement``'s value: a folder with metadata.csv and images/ (else a one-line usage error)."""
+    path = Path(text)
+    if not (path / "metadata.csv").is_file() or not (path / "images").is_dir():
+        raise argparse.ArgumentTypeError(f"{path} has no metadata.csv and images/ (expected ../shared/data/cxr)")
+    return path
+
+
 def add_argument(ap: argparse.ArgumentParser) -> None:
     """The evaluate commands' ``--side-agreement CXR_DATA`` option."""
-    ap.add_argument("--side-agreement", type=Path, metavar="CXR_DATA",
+    ap.add_argument("--side-agreement", type=_cxr_folder, metavar="CXR_DATA",
                     help="score the map the app shows against the lung the clinical notes name (CXR_DATA: "
                          "../shared/data/cxr), write side_agreement.json beside the weights, then stop")
 

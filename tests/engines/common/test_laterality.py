@@ -86,3 +86,13 @@ def test_side_check_note_only_for_the_shipped_weights(tmp_path: Path) -> None:
     own = tmp_path / "model.safetensors"
     shutil.copyfile(shipped.default_weights(), own)
     assert MultiResCXREngine(own).evaluation_notes() == []
+
+
+def test_side_agreement_option_refuses_a_folder_without_the_cxr_files(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    laterality.add_argument(ap)
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--side-agreement", str(tmp_path)])
+    assert "has no metadata.csv and images/" in capsys.readouterr().err
